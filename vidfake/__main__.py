@@ -1,0 +1,5 @@
+import sys
+
+from vidfake.cli import main
+
+sys.exit(main())

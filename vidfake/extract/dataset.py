@@ -1,0 +1,291 @@
+"""Turn a set of videos and images into a face-crop dataset on disk.
+
+Layout of ``DIR``:
+
+- ``images/<media id>/t<track>_f<frame>.jpg`` face crops (``mouths/`` likewise when kept)
+- ``tracks.jsonl``: one line per finished file (metadata, plan, every track with frame
+  indices, timestamps, boxes, landmarks, scores and crop files, label and method). It is
+  the source of truth: a line is appended only after that file's crops are on disk.
+- ``labels.csv``: ``img_name,target`` (1 = fake, 0 = real) rebuilt from ``tracks.jsonl``
+  at the end of every run, so an interrupted run never leaves duplicate rows.
+- ``errors.jsonl``: files that failed to decode or had no face, with the reason.
+- ``config.json``: the extraction settings; ``--resume`` refuses to mix settings.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vidfake.extract.labels import LabelInfo, LabelResolver
+from vidfake.extract.media_types import media_kind
+from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaFaces
+from vidfake.extract.video import DecodeError
+
+
+class ExtractError(RuntimeError):
+    """The run itself cannot go on (bad output folder, settings differ on resume)."""
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """One input file and the name its crops go under."""
+
+    path: Path
+    media_id: str
+    kind: str  # "video" or "image"
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    image_format: str = "jpg"  # "jpg" or "png"
+    jpeg_quality: int = 95
+
+
+@dataclass
+class RunSummary:
+    total: int = 0
+    ok: int = 0
+    no_face: int = 0
+    failed: int = 0
+    skipped: int = 0  # done in an earlier run (--resume)
+    faces: int = 0
+    crops: int = 0
+    out_dir: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def collect_media(inputs: Iterable[Path]) -> list[MediaItem]:
+    """Expand folders (recursively) into video and image files, each with a unique id
+    that keeps the folder structure (FaceForensics++ reuses names across methods)."""
+    items: list[MediaItem] = []
+    seen: set[str] = set()
+    for root in inputs:
+        root = Path(root)
+        if not root.exists():
+            raise ExtractError(f"{root}: no such file or folder")
+        if root.is_dir():
+            files = sorted(p for p in root.rglob("*") if p.is_file() and media_kind(p))
+            pairs = [(p, p.relative_to(root).with_suffix("").as_posix()) for p in files]
+        else:
+            pairs = [(root, root.stem)]
+        for path, media_id in pairs:
+            kind = media_kind(path) or "video"  # an explicit file of unknown type: try it as video
+            if media_id in seen:
+                media_id = f"{media_id}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
+            seen.add(media_id)
+            items.append(MediaItem(path, media_id, kind))
+    return items
+
+
+def _write_image(array: np.ndarray, path: Path, options: OutputOptions) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if options.image_format == "png":
+        Image.fromarray(array).save(path, format="PNG")
+    else:
+        Image.fromarray(array).save(path, format="JPEG", quality=options.jpeg_quality)
+
+
+def write_crops(result: MediaFaces, item: MediaItem, out_dir: Path, options: OutputOptions) -> list[dict]:
+    """Save every crop of every track; return the tracks as records with their files."""
+    records = []
+    suffix = "png" if options.image_format == "png" else "jpg"
+    for face in result.faces:
+        record = face.track.to_dict()
+        names, mouth_names = [], []
+        for t, frame_index in enumerate(face.track.frame_indices.tolist()):
+            name = f"{item.media_id}/t{face.track.track_id:02d}_f{frame_index:06d}.{suffix}"
+            _write_image(face.crops[t], out_dir / "images" / name, options)
+            names.append(name)
+            if face.mouths is not None:
+                _write_image(face.mouths[t], out_dir / "mouths" / name, options)
+                mouth_names.append(name)
+        record["crops"] = names
+        if mouth_names:
+            record["mouths"] = mouth_names
+        records.append(record)
+    return records
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _append_line(path: Path, record: dict) -> None:
+    """Append one JSON line and flush it to disk, so a crash loses at most the file in hand."""
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, default=_json_default) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    """Lines of a JSONL file; a torn last line (killed mid-write) is ignored."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def write_labels_csv(out_dir: Path) -> int:
+    """Rebuild ``labels.csv`` from ``tracks.jsonl``; rows only for labelled files."""
+    rows = 0
+    tmp = out_dir / "labels.csv.tmp"
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["img_name", "target"])
+        for record in read_jsonl(out_dir / "tracks.jsonl"):
+            if record.get("label") is None:
+                continue
+            for track in record.get("tracks", []):
+                for name in track["crops"]:
+                    writer.writerow([name, record["label"]])
+                    rows += 1
+    tmp.replace(out_dir / "labels.csv")
+    return rows
+
+
+class _Worker:
+    """Per-process state: the detector is loaded once per worker, not once per file."""
+
+    extractor: FaceExtractor | None = None
+
+    @classmethod
+    def init(cls, config: ExtractConfig, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        cls.extractor = FaceExtractor(config)
+
+
+def process_item(item: MediaItem, label: LabelInfo, out_dir: Path, options: OutputOptions, extractor: FaceExtractor) -> dict:
+    """Extract one file and write its crops; returns its tracks.jsonl or errors.jsonl record."""
+    base = {
+        "media_id": item.media_id,
+        "path": str(item.path.resolve()),
+        "kind": item.kind,
+        "label": label.label,
+        "method": label.method,
+        "group": label.group,
+        "label_source": label.source,
+    }
+    try:
+        if item.kind == "image":
+            result = extractor.extract_image(item.path)
+        else:
+            result = extractor.extract_video(item.path)
+    except DecodeError as error:
+        return {**base, "status": "error", "reason": str(error)}
+    if not result.faces:
+        return {**base, "status": "no_face", "reason": f"no face found in {len(result.frame_indices)} sampled frames",
+                "info": result.info.to_dict()}
+    return {
+        **base,
+        "status": "ok",
+        "info": result.info.to_dict(),
+        "plan": result.plan,
+        "frame_indices": result.frame_indices,
+        "timestamps": np.round(result.timestamps, 4),
+        "tracks": write_crops(result, item, out_dir, options),
+        "warnings": result.warnings,
+        "timings": {k: round(v, 4) for k, v in result.timings.items()},
+    }
+
+
+def _process_in_worker(item: MediaItem, label: LabelInfo, out_dir: Path, options: OutputOptions) -> dict:
+    assert _Worker.extractor is not None
+    return process_item(item, label, out_dir, options, _Worker.extractor)
+
+
+def _finished(out_dir: Path) -> set[str]:
+    """Files a previous run completed: written tracks, and files with no face."""
+    done = {r["path"] for r in read_jsonl(out_dir / "tracks.jsonl")}
+    done |= {r["path"] for r in read_jsonl(out_dir / "errors.jsonl") if r.get("status") == "no_face"}
+    return done
+
+
+def _prepare_out_dir(out_dir: Path, config: ExtractConfig, options: OutputOptions, resume: bool) -> None:
+    settings = {"extract": config.to_dict(), "output": options.__dict__}
+    config_path = out_dir / "config.json"
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        if not resume:
+            raise ExtractError(f"{out_dir} already holds an extraction: pass --resume to continue it, or choose a new --out")
+        if previous != json.loads(json.dumps(settings)):
+            raise ExtractError(f"{out_dir} was extracted with other settings (see its config.json); use a new --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(settings, indent=2))
+
+
+def run_extraction(
+    items: list[MediaItem],
+    labels: LabelResolver,
+    out_dir: Path,
+    config: ExtractConfig,
+    options: OutputOptions = OutputOptions(),
+    workers: int = 1,
+    resume: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Extract every item into ``out_dir``. Failures are recorded and the run goes on."""
+    from tqdm import tqdm
+
+    _prepare_out_dir(out_dir, config, options, resume)
+    summary = RunSummary(total=len(items), out_dir=str(out_dir))
+    done = _finished(out_dir) if resume else set()
+    todo = [item for item in items if str(item.path.resolve()) not in done]
+    summary.skipped = len(items) - len(todo)
+    bar = tqdm(total=len(todo), unit="video", disable=not progress, dynamic_ncols=True)
+
+    def record(result: dict) -> None:
+        if result["status"] == "ok":
+            _append_line(out_dir / "tracks.jsonl", result)
+            summary.ok += 1
+            summary.faces += len(result["tracks"])
+            summary.crops += sum(len(t["crops"]) for t in result["tracks"])
+        else:
+            _append_line(out_dir / "errors.jsonl", result)
+            if result["status"] == "no_face":
+                summary.no_face += 1
+            else:
+                summary.failed += 1
+        bar.update(1)
+        bar.set_postfix(faces=summary.faces, no_face=summary.no_face, failed=summary.failed)
+
+    try:
+        if workers <= 1:
+            extractor = FaceExtractor(config)
+            for item in todo:
+                record(process_item(item, labels.lookup(item.path), out_dir, options, extractor))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(
+                workers, mp_context=get_context("spawn"), initializer=_Worker.init, initargs=(config, threads)
+            ) as pool:
+                futures = [pool.submit(_process_in_worker, item, labels.lookup(item.path), out_dir, options) for item in todo]
+                for future in as_completed(futures):
+                    record(future.result())
+    finally:
+        bar.close()
+        write_labels_csv(out_dir)
+    return summary

@@ -1,0 +1,321 @@
+"""Per-file labels for `vidfake extract`: real/fake, manipulation method, and a split group.
+
+Labels come from one of three places, tried in this order for every input file:
+
+1. an explicit ``--labels`` file: a DFDC ``metadata.json`` or a CSV with ``path`` and
+   ``label`` columns;
+2. when no ``--labels`` is given: DFDC ``metadata.json`` files discovered in the input
+   folders (each folder and its subfolders; for a file input, a ``metadata.json`` beside
+   it, so a shell glob like ``dfdc_train_part_0/*.mp4`` is labelled too);
+3. the FaceForensics++ folder layout, read from the path itself (always applied, so an
+   explicit CSV that does not list an FF++ file does not lose that file's label).
+
+Anything else gets ``LabelInfo(None, None, None, "none")``.
+
+Every path is compared after ``Path.resolve()``, so ``./x.mp4``, absolute paths and
+symlinks all find the same entry. The FF++ rule is tried on the resolved path and then on
+the path as given, so both a symlink *into* an FF++ tree and an FF++-shaped tree of
+symlinks are recognised.
+
+Groups (the key that a leak-free split keeps together):
+
+* DFDC: the ``original`` of a fake, or the file itself for a real, as ``"dfdc:<name>"``,
+  so a fake and the real video it was made from share a group.
+* FF++: ``"ffpp:<XXX>"`` for both ``original_sequences/.../XXX.mp4`` and
+  ``manipulated_sequences/.../XXX_YYY.mp4``. XXX is the *target* video: the one whose
+  frames the fake was made from, so a fake always shares its group with the near-identical
+  original (the biggest leak). Caveat: YYY is the source video (the swapped-in face for
+  Deepfakes/FaceSwap/FaceShifter), and FF++ pairs are reciprocal (XXX_YYY and YYY_XXX both
+  exist); the official FF++ splits keep each pair together. A splitter that wants that
+  stricter separation can union ``ffpp:XXX`` with ``ffpp:YYY`` (YYY is in the file name).
+  DeepFakeDetection files (``01__scene.mp4``, ``01_02__scene__ID.mp4``) follow the same
+  first-token rule and group by actor (two-digit ids, which never equal the three-digit
+  YouTube ids).
+* CSV: None (the CSV format has no group column).
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vidfake.extract.media_types import media_kind
+
+
+@dataclass(frozen=True)
+class LabelInfo:
+    """What is known about one input file's ground truth."""
+
+    label: int | None  # 1 fake, 0 real, None unknown
+    method: str | None  # manipulation method ("NeuralTextures", "faceswap", ...), "real" or None
+    group: str | None  # identity/source key for leak-free splits
+    source: str  # where the label came from: "dfdc-metadata", "ffpp-layout", "csv", "none"
+
+
+UNKNOWN = LabelInfo(None, None, None, "none")
+
+
+class LabelError(ValueError):
+    """A label file is missing, malformed, or contains a label that cannot be used."""
+
+
+_REAL_WORDS = frozenset({"REAL", "0"})
+_FAKE_WORDS = frozenset({"FAKE", "1"})
+
+
+def parse_label(value: str | int) -> int:
+    """Map "REAL"/"real"/"0"/0 -> 0 and "FAKE"/"1"/1 -> 1 (surrounding spaces ignored).
+
+    Anything else raises LabelError, so a typo never silently becomes a label.
+    """
+    if isinstance(value, int) and value in (0, 1):
+        return int(value)
+    if isinstance(value, str):
+        word = value.strip().upper()
+        if word in _REAL_WORDS:
+            return 0
+        if word in _FAKE_WORDS:
+            return 1
+    raise LabelError(f"unrecognised label {value!r}: expected REAL/FAKE or 1/0 (any case)")
+
+
+class LabelResolver:
+    """Answers `lookup(path)` for any input file; built once per run.
+
+    ``table`` maps *resolved* paths to their labels from a label file (explicit or
+    discovered); the FF++ layout rule is the fallback for paths not in it. The extra
+    attributes are for the CLI's report: ``label_files`` (the files the table came from),
+    ``skipped`` (one line per row/entry dropped for an unknown label such as "AUDIO") and
+    ``ignored`` (discovered metadata.json files that are not in the DFDC format).
+    """
+
+    def __init__(
+        self,
+        table: Mapping[Path, LabelInfo] | None = None,
+        *,
+        label_files: Sequence[Path] = (),
+        skipped: Sequence[str] = (),
+        ignored: Sequence[str] = (),
+    ) -> None:
+        self._table = dict(table or {})
+        self.label_files = tuple(label_files)
+        self.skipped = tuple(skipped)
+        self.ignored = tuple(ignored)
+
+    def __len__(self) -> int:
+        """Number of files that have a label from a label file (not counting FF++ paths)."""
+        return len(self._table)
+
+    def lookup(self, path: Path) -> LabelInfo:
+        path = Path(path)
+        resolved = path.resolve()
+        info = self._table.get(resolved)
+        if info is not None:
+            return info
+        return ffpp_layout_label(resolved) or ffpp_layout_label(path.absolute()) or UNKNOWN
+
+
+def build_label_resolver(
+    labels: Path | None, inputs: Sequence[Path], *, skip_unknown_labels: bool = True
+) -> LabelResolver:
+    """labels: a metadata.json, a CSV, or None (then: auto-discover metadata.json under the
+    input folders, and always apply the FF++ layout rule).
+
+    With ``skip_unknown_labels`` a row whose label is not REAL/FAKE/0/1 (e.g. "AUDIO") is
+    left out and listed in ``resolver.skipped``; without it, such a row raises LabelError.
+    """
+    skipped: list[str] = []
+    ignored: list[str] = []
+    files: list[Path] = []
+    entries: list[_Entry] = []
+
+    if labels is not None:
+        labels = Path(labels)
+        if not labels.is_file():
+            raise LabelError(f"label file not found: {labels}")
+        suffix = labels.suffix.lower()
+        if suffix == ".json":
+            data = _read_json(labels)
+            if not _looks_like_dfdc(data):
+                raise LabelError(
+                    f"{labels}: not a DFDC metadata.json; expected "
+                    '{"name.mp4": {"label": "FAKE" or "REAL", "original": ...}, ...}'
+                )
+            entries += _dfdc_entries(labels, data, skip_unknown_labels, skipped)
+        elif suffix == ".csv":
+            entries += _csv_entries(labels, skip_unknown_labels, skipped)
+        else:
+            raise LabelError(f"{labels}: unsupported label file; expected a .json (DFDC) or .csv")
+        files.append(labels)
+    else:
+        for meta in _discover_metadata(inputs):
+            data = _read_json(meta)
+            if not _looks_like_dfdc(data):
+                # Other tools also write files named metadata.json; they are not labels.
+                ignored.append(f"{meta}: not a DFDC metadata.json, ignored")
+                continue
+            entries += _dfdc_entries(meta, data, skip_unknown_labels, skipped)
+            files.append(meta)
+
+    return LabelResolver(_to_table(entries), label_files=files, skipped=skipped, ignored=ignored)
+
+
+def ffpp_layout_label(path: Path) -> LabelInfo | None:
+    """Label a path shaped like FF++'s ``<root>/<name>/<compression>/videos/<file>``.
+
+    ``<root>`` is ``original_sequences`` (real; ``<name>`` is youtube/actors) or
+    ``manipulated_sequences`` (fake; ``<name>`` is the method). The ``masks`` folder that
+    sits where the compression level would is skipped: those videos are masks, not fakes.
+    """
+    parts = Path(path).parts
+    if len(parts) < 5 or parts[-2] != "videos" or media_kind(path) != "video":
+        return None
+    root, name, compression = parts[-5], parts[-4], parts[-3]
+    if compression == "masks":
+        return None
+    group = f"ffpp:{Path(path).stem.split('_')[0]}"  # target id: see the module docstring
+    if root == "original_sequences":
+        return LabelInfo(0, "real", group, "ffpp-layout")
+    if root == "manipulated_sequences":
+        return LabelInfo(1, name, group, "ffpp-layout")
+    return None
+
+
+# --- label files -------------------------------------------------------------------------
+
+_Entry = tuple[Path, LabelInfo, str]  # (resolved path, info, "file, line N" for messages)
+
+
+def _to_table(entries: Iterable[_Entry]) -> dict[Path, LabelInfo]:
+    """Merge entries; the same file listed twice with different labels is an error,
+    because picking either one silently would train on a coin flip."""
+    table: dict[Path, LabelInfo] = {}
+    where: dict[Path, str] = {}
+    for path, info, origin in entries:
+        if path in table and table[path] != info:
+            raise LabelError(
+                f"conflicting labels for {path}: {where[path]} gives {_describe(table[path])}, "
+                f"{origin} gives {_describe(info)}"
+            )
+        table.setdefault(path, info)
+        where.setdefault(path, origin)
+    return table
+
+
+def _describe(info: LabelInfo) -> str:
+    word = "FAKE" if info.label == 1 else "REAL" if info.label == 0 else "unknown"
+    return f"{word} (method {info.method!r}, group {info.group!r})"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LabelError(f"{path}: cannot read as JSON: {exc}") from exc
+
+
+def _looks_like_dfdc(data: Any) -> bool:
+    """Kaggle DFDC format: a dict of file name -> {"label": ..., ...}."""
+    return isinstance(data, dict) and any(
+        isinstance(v, dict) and "label" in v for v in data.values()
+    )
+
+
+def _dfdc_entries(
+    json_path: Path, data: dict[str, Any], skip_unknown: bool, skipped: list[str]
+) -> list[_Entry]:
+    folder = json_path.parent
+    entries: list[_Entry] = []
+    for name, entry in data.items():
+        where = f"{json_path}, entry {name!r}"
+        if not isinstance(entry, dict) or "label" not in entry:
+            raise LabelError(f"{where}: expected an object with a 'label' field, got {entry!r}")
+        try:
+            label = parse_label(entry["label"])
+        except LabelError:
+            if skip_unknown:
+                skipped.append(f"{where}: label {entry['label']!r}")
+                continue
+            raise LabelError(
+                f"{where}: unrecognised label {entry['label']!r}; expected REAL/FAKE or 1/0"
+            ) from None
+        original = entry.get("original") if label == 1 else None
+        info = LabelInfo(
+            label=label,
+            method="real" if label == 0 else None,  # DFDC does not say which method
+            group=f"dfdc:{original or name}",
+            source="dfdc-metadata",
+        )
+        entries.append(((folder / name).resolve(), info, where))
+    return entries
+
+
+def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list[_Entry]:
+    """Rows of a CSV with ``path`` and ``label`` columns (names matched in any case);
+    a ``method`` or ``kind`` column, if present, names the method of fake rows."""
+    entries: list[_Entry] = []
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            columns = {name.strip().lower(): i for i, name in enumerate(header or [])}
+            missing = [c for c in ("path", "label") if c not in columns]
+            if missing:
+                raise LabelError(
+                    f"{csv_path}: missing column(s) {', '.join(map(repr, missing))}; a labels "
+                    f"CSV needs the columns 'path' and 'label' (found: {header or 'no header'})"
+                )
+            method_col = columns.get("method", columns.get("kind"))
+
+            for row in reader:
+                line = reader.line_num
+                if not any(cell.strip() for cell in row):
+                    continue  # blank or all-empty row
+                raw_path, raw_label = _cell(row, columns["path"]), _cell(row, columns["label"])
+                where = f"{csv_path}, line {line}"
+                if not raw_path:
+                    raise LabelError(f"{where}: empty 'path' (label {raw_label!r})")
+                try:
+                    label = parse_label(raw_label)
+                except LabelError:
+                    if skip_unknown:
+                        skipped.append(f"{where}: label {raw_label!r} for {raw_path!r}")
+                        continue
+                    raise LabelError(
+                        f"{where}: unrecognised label {raw_label!r} for {raw_path!r}; "
+                        "expected REAL/FAKE or 1/0 (any case)"
+                    ) from None
+                method = (_cell(row, method_col) or None) if label == 1 else "real"
+                path = Path(raw_path).expanduser()
+                full = path if path.is_absolute() else csv_path.parent / path
+                entries.append((full.resolve(), LabelInfo(label, method, None, "csv"), where))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise LabelError(f"{csv_path}: cannot read as CSV: {exc}") from exc
+    return entries
+
+
+def _cell(row: list[str], index: int | None) -> str:
+    """A stripped cell; short rows (fewer cells than the header) read as empty."""
+    return row[index].strip() if index is not None and index < len(row) else ""
+
+
+def _discover_metadata(inputs: Sequence[Path]) -> list[Path]:
+    """metadata.json files in each input folder and its subfolders, and beside each input
+    file; each found once even when inputs overlap or reach it through a symlink."""
+    found: dict[Path, Path] = {}
+    parents_seen: set[Path] = set()
+    for item in map(Path, inputs):
+        if item.is_dir():
+            candidates = sorted(item.rglob("metadata.json"))
+        elif item.parent not in parents_seen:
+            parents_seen.add(item.parent)
+            candidates = [item.parent / "metadata.json"]
+        else:
+            continue
+        for candidate in candidates:
+            if candidate.is_file():
+                found.setdefault(candidate.resolve(), candidate)
+    return [found[key] for key in sorted(found)]

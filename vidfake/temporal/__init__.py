@@ -1,0 +1,1 @@
+"""temporal: see DESIGN.md."""
