@@ -342,10 +342,14 @@ def _cfr_timestamps(n_frames: int, fps: float) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 
 
-def _moving_face_frames(
-    n_frames: int, size: tuple[int, int], face_height: int
+def moving_face_frames(
+    n_frames: int = 50, size: tuple[int, int] = (320, 240), face_height: int = 88
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upright frames of one head sliding left to right; returns frames, face and patch boxes."""
+    """Upright frames of one head sliding left to right, not yet encoded.
+
+    Returns ``(frames (T, H, W, 3), face_boxes (T, 4), patch_boxes (T, 4))``;
+    handy for feeding :func:`write_video` with other settings (codec, faststart).
+    """
     width, height = size
     patch, face_in_patch = head_patch(face_height)
     ph, pw = patch.shape[:2]
@@ -378,7 +382,7 @@ def moving_face_video(
     The head moves on whole pixels at constant speed and stays vertically
     centred, clear of the frame-code strip. ``size`` is (width, height).
     """
-    frames, face_boxes, patch_boxes = _moving_face_frames(n_frames, size, face_height)
+    frames, face_boxes, patch_boxes = moving_face_frames(n_frames, size, face_height)
     duration = n_frames / fps
     audio = sine_tone(duration) if with_audio else None
     write_video(path, frames, fps=fps, audio=audio)
@@ -456,7 +460,7 @@ def rotated_face_video(
     """
     if rotation % 90:
         raise ValueError("rotation must be a multiple of 90 degrees")
-    display, face_boxes, patch_boxes = _moving_face_frames(n_frames, size, face_height)
+    display, face_boxes, patch_boxes = moving_face_frames(n_frames, size, face_height)
     stored = np.ascontiguousarray(np.rot90(display, k=-(rotation // 90), axes=(1, 2)))
     duration = n_frames / fps
     audio = sine_tone(duration) if with_audio else None

@@ -1,0 +1,507 @@
+"""CPU benchmark of face extraction: decoding, detection, end to end, against a DFDC-style baseline.
+
+Run from the repository root with the project's environment::
+
+    .venv/bin/python benchmarks/bench_extract.py                 # full run (about 10-15 min on 2 cores)
+    .venv/bin/python benchmarks/bench_extract.py --quick         # 1 repetition, no synthetic clip
+    .venv/bin/python benchmarks/bench_extract.py --out benchmarks/results/extract_cpu.json
+
+It writes one JSON file (default ``benchmarks/results/extract_cpu.json``) and prints a
+short table. What is measured:
+
+1. Decode throughput per backend (decord, PyAV): frames/s reading every frame in order,
+   and reading the 32-frame uniform plan (``vidfake.extract.sampling.uniform(32)``).
+2. Face detection cost per frame at 1080p, 720p and 360p with the default detector
+   (detection on a copy whose long side is at most 640 px), the downscale timed on its
+   own, and full-resolution 1080p detection (``max_side=1920``) for comparison.
+3. End to end: ``FaceExtractor(ExtractConfig()).extract_video(path)`` per clip, one
+   warm-up and then ``--reps`` runs; median seconds and the per-stage timings it reports.
+   The target is at most 1.5 s per clip.
+4. A baseline in the style of the DFDC winner's inference: decode every frame in order
+   (PyAV standing in for OpenCV's grab/retrieve), convert only the 32 wanted frames to
+   RGB, run facenet-pytorch MTCNN (thresholds 0.85/0.95/0.95) frame by frame on a
+   half-size copy, cut crops with a third of the box added on each side.
+5. Face recall: per clip, the fraction of sampled frames with at least one face for us
+   and for the baseline, and the frames (and faces) the baseline found but we did not.
+
+Clips are read from ``<repo>/../shared/fixtures/videos`` (skipped with a message if
+absent); a synthetic 10 s 1080p clip (textured panning background, scikit-image's
+astronaut moving across) is written to a temporary folder unless ``--quick``.
+
+Timings are wall-clock on a shared machine: the JSON records the load average before and
+after each section so a noisy run can be recognised.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+from vidfake.extract.detect import DetectorConfig, FaceDetector, detection_scale, downscale
+from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaFaces
+from vidfake.extract.sampling import uniform
+from vidfake.extract.video import open_video
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos"
+CLIPS = ["dfdc_lynaeydofd.mp4", "street_multiface.mp4", "dfdc_yhffcuhhjy.mp4"]
+DETECTION_SOURCE = "dfdc_lynaeydofd.mp4"  # real 1080p frames with a face, for section 2
+TARGET_S = 1.5
+N_SAMPLED = 32
+DETECT_BATCH = 16
+IOU_MATCH = 0.3  # a baseline face counts as found by us if one of our boxes overlaps it this much
+
+# scikit-image astronaut: the head region pasted into the synthetic clip, and the face
+# box inside it (x1, y1, x2, y2 in the 512x512 image), as in tests/media.py.
+ASTRONAUT_HEAD = (146, 20, 306, 200)
+ASTRONAUT_FACE = (181.0, 62.0, 268.0, 172.0)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine_info() -> dict:
+    import decord
+    import facenet_pytorch  # noqa: F401  (version below)
+    from importlib.metadata import version
+
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "pyav": av.__version__,
+        "decord": decord.__version__,
+        "facenet_pytorch": version("facenet-pytorch"),
+        "numpy": np.__version__,
+        "load_average_start": load(),
+    }
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes ``a`` (N,4) and ``b`` (M,4)."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+# --------------------------------------------------------------------------- synthetic clip
+
+
+def make_synthetic_clip(path: Path, seconds: float = 10.0, fps: int = 30, size=(1920, 1080)) -> dict:
+    """A 1080p H.264 clip: a textured background panning, the astronaut's head (face about
+    240 px tall) moving across it. Returns the file and per-frame ground-truth face boxes."""
+    from skimage import data
+
+    width, height = size
+    n = int(round(seconds * fps))
+    rng = np.random.default_rng(0)
+    pad = 240
+    coarse = rng.integers(0, 256, size=((height + pad) // 24, (width + pad) // 24, 3), dtype=np.uint8)
+    texture = np.asarray(Image.fromarray(coarse).resize((width + pad, height + pad), Image.BICUBIC)).astype(np.int16)
+    y, x = np.mgrid[0 : height + pad, 0 : width + pad]
+    texture += (12 * np.sin(x / 5.0) * np.sin(y / 4.0)).astype(np.int16)[..., None]  # fine detail costs bits
+    texture = np.clip(texture, 0, 255).astype(np.uint8)
+
+    hx1, hy1, hx2, hy2 = ASTRONAUT_HEAD
+    patch_h = int(round(240 * (hy2 - hy1) / (ASTRONAUT_FACE[3] - ASTRONAUT_FACE[1])))
+    crop = Image.fromarray(data.astronaut()[hy1:hy2, hx1:hx2])
+    patch_w = int(round(crop.width * patch_h / crop.height))
+    patch = np.asarray(crop.resize((patch_w, patch_h), Image.LANCZOS))
+    sx, sy = patch_w / (hx2 - hx1), patch_h / (hy2 - hy1)
+    face_in_patch = np.array([(ASTRONAUT_FACE[0] - hx1) * sx, (ASTRONAUT_FACE[1] - hy1) * sy,
+                              (ASTRONAUT_FACE[2] - hx1) * sx, (ASTRONAUT_FACE[3] - hy1) * sy])
+
+    boxes = np.zeros((n, 4))
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "23"}
+        for i in range(n):
+            t = i / max(n - 1, 1)
+            ox, oy = int(round(pad * t)), int(round(pad / 2 * (1 + np.sin(2 * np.pi * t))))
+            frame = texture[oy : oy + height, ox : ox + width].copy()
+            px = int(round(100 + (width - patch_w - 200) * t))
+            py = int(round((height - patch_h) / 2 + 120 * np.sin(4 * np.pi * t)))
+            frame[py : py + patch_h, px : px + patch_w] = patch
+            boxes[i] = face_in_patch + [px, py, px, py]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return {"path": path, "face_boxes": boxes}
+
+
+# --------------------------------------------------------------------------- 1. decode
+
+
+def bench_decode(path: Path, backend: str, reps: int) -> dict:
+    """Frames/s for every frame in order and for the uniform 32-frame plan (fresh reader
+    per run; opening, which includes the packet probe, is timed on its own)."""
+    opens, all_s, plan_s = [], [], []
+    n = 0
+    plan = np.zeros(0, dtype=np.int64)
+    for _ in range(reps):
+        t_open, reader = timed(open_video, path, backend)
+        n = len(reader)
+        start = time.perf_counter()
+        count = sum(len(idx) for idx, _ in reader.iter_chunks(np.arange(n)))
+        all_s.append(time.perf_counter() - start)
+        reader.close()
+        opens.append(t_open)
+        assert count == n, f"{backend} decoded {count} of {n} frames"
+
+        reader = open_video(path, backend)
+        plan = uniform(N_SAMPLED).indices(n)
+        t_plan, frames = timed(reader.read, plan)
+        reader.close()
+        plan_s.append(t_plan)
+        assert len(frames) == len(plan)
+    all_med, plan_med = statistics.median(all_s), statistics.median(plan_s)
+    return {
+        "open_s": round(statistics.median(opens), 4),
+        "all_frames": {"frames": n, "seconds": round(all_med, 4), "fps": round(n / all_med, 1)},
+        "uniform32": {"frames": len(plan), "seconds": round(plan_med, 4), "fps": round(len(plan) / plan_med, 1)},
+    }
+
+
+# --------------------------------------------------------------------------- 2. detection
+
+
+def resize_batch(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BILINEAR, reducing_gap=2.0))
+                     for f in frames])
+
+
+def bench_detection_at(detector: FaceDetector, frames: np.ndarray, reps: int) -> dict:
+    """Per-frame cost of downscale + full MTCNN search + O-Net refine of the boxes found."""
+    cfg = detector.config
+    height, width = frames.shape[1:3]
+    scale = detection_scale(width, height, cfg.max_side)
+    detector.detect(downscale(frames[:2], cfg.max_side), scale)  # warm-up
+    down_s, det_s, ref_s = [], [], []
+    found = []
+    for _ in range(reps):
+        t_down, small = timed(downscale, frames, cfg.max_side)
+        t_det, found = timed(detector.detect, small, scale)
+        t_ref, _ = timed(detector.refine, small, scale, [f.boxes for f in found])
+        down_s.append(t_down)
+        det_s.append(t_det)
+        ref_s.append(t_ref)
+    n = len(frames)
+    down, det, ref = (statistics.median(v) / n for v in (down_s, det_s, ref_s))
+    return {
+        "frame": f"{width}x{height}",
+        "max_side": cfg.max_side,
+        "detect_input": f"{small.shape[2]}x{small.shape[1]}",
+        "batch": n,
+        "downscale_ms_per_frame": round(1000 * down, 2),
+        "detect_ms_per_frame": round(1000 * det, 2),
+        "refine_ms_per_frame": round(1000 * ref, 2),
+        "fps_downscale_plus_detect": round(1 / (down + det), 1),
+        "faces_per_frame": round(float(np.mean([len(f) for f in found])), 2),
+    }
+
+
+def bench_detection(source: Path, reps: int) -> list[dict]:
+    with open_video(source) as reader:
+        frames = reader.read(np.linspace(0, len(reader) - 1, DETECT_BATCH).round().astype(int))
+    default = FaceDetector(DetectorConfig())
+    rows = []
+    for label, (w, h) in {"1080p": (1920, 1080), "720p": (1280, 720), "360p": (640, 360)}.items():
+        batch = frames if (w, h) == frames.shape[2:0:-1] else resize_batch(frames, w, h)
+        rows.append({"resolution": label, **bench_detection_at(default, batch, reps)})
+    raw = FaceDetector(DetectorConfig(max_side=1920))
+    rows.append({"resolution": "1080p (full-res detection)", **bench_detection_at(raw, frames, reps)})
+    return rows
+
+
+# --------------------------------------------------------------------------- 3. end to end
+
+
+def frame_boxes_ours(result: MediaFaces, detected_only: bool = False) -> dict[int, np.ndarray]:
+    """Our face boxes per sampled frame index (from the final tracks)."""
+    out: dict[int, list] = {int(i): [] for i in result.frame_indices}
+    for face in result.faces:
+        track = face.track
+        for k, idx in enumerate(track.frame_indices.tolist()):
+            if detected_only and not track.detected[k]:
+                continue
+            out.setdefault(int(idx), []).append(track.boxes[k])
+    return {i: np.asarray(b, np.float64).reshape(-1, 4) for i, b in out.items()}
+
+
+def bench_end_to_end(extractor: FaceExtractor, path: Path, reps: int) -> tuple[dict, MediaFaces]:
+    extractor.extract_video(path)  # warm-up
+    runs = []
+    for _ in range(reps):
+        cpu0 = time.process_time()
+        seconds, result = timed(extractor.extract_video, path)
+        runs.append((seconds, time.process_time() - cpu0, result))
+    runs.sort(key=lambda r: r[0])
+    seconds, cpu, result = runs[len(runs) // 2]
+    with open_video(path) as reader:
+        backend = reader.backend
+    per_frame = frame_boxes_ours(result)
+    detected = frame_boxes_ours(result, detected_only=True)
+    n = len(result.frame_indices)
+    return {
+        "median_s": round(seconds, 3),
+        "runs_s": [round(r[0], 3) for r in runs],
+        "cpu_s_of_median_run": round(cpu, 3),
+        "stages_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "decoder": backend,
+        "sampled_frames": n,
+        "tracks": len(result.faces),
+        "track_lengths": [len(f.track) for f in result.faces],
+        "track_face_px": [round(f.track.size) for f in result.faces],
+        "frames_with_face": sum(len(b) > 0 for b in per_frame.values()),
+        "frames_with_detected_face": sum(len(b) > 0 for b in detected.values()),
+        "frame_recall": round(sum(len(b) > 0 for b in per_frame.values()) / max(n, 1), 3),
+        "warnings": result.warnings,
+        "meets_target": seconds <= TARGET_S,
+    }, result
+
+
+# --------------------------------------------------------------------------- 4. baseline
+
+
+class DFDCBaseline:
+    """The DFDC winner's inference front end: decode all frames in order, keep 32 evenly
+    spaced ones, MTCNN (0.85/0.95/0.95) per frame on a half-size copy, crops with a third
+    of the box's width/height added on each side."""
+
+    def __init__(self):
+        from facenet_pytorch import MTCNN
+
+        self.mtcnn = MTCNN(keep_all=True, device="cpu", thresholds=[0.85, 0.95, 0.95])
+
+    def run(self, path: Path, wanted: np.ndarray | None = None) -> dict:
+        timings = {"decode": 0.0, "detect": 0.0, "crop": 0.0}
+        start = time.perf_counter()
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # OpenCV's FFmpeg backend decodes with threads too
+            if wanted is None:  # what the original did: the header's frame count
+                wanted = np.linspace(0, stream.frames - 1, N_SAMPLED).astype(int)
+            wanted_set, last = set(int(i) for i in wanted), int(max(wanted))
+            frames: dict[int, np.ndarray] = {}
+            for i, frame in enumerate(container.decode(video=0)):
+                if i in wanted_set:
+                    frames[i] = frame.to_ndarray(format="rgb24")
+                if i >= last:
+                    break
+        timings["decode"] = time.perf_counter() - start
+
+        boxes: dict[int, np.ndarray] = {}
+        crops = 0
+        for i, rgb in frames.items():
+            t0 = time.perf_counter()
+            image = Image.fromarray(rgb)
+            image = image.resize(size=[s // 2 for s in image.size])
+            found, _ = self.mtcnn.detect(image, landmarks=False)
+            found = np.zeros((0, 4)) if found is None else np.asarray(found) * 2
+            boxes[i] = found
+            t1 = time.perf_counter()
+            for x1, y1, x2, y2 in found.astype(int):
+                p_w, p_h = (x2 - x1) // 3, (y2 - y1) // 3
+                crop = rgb[max(y1 - p_h, 0) : y2 + p_h, max(x1 - p_w, 0) : x2 + p_w]
+                crops += crop.size > 0
+            timings["detect"] += t1 - t0
+            timings["crop"] += time.perf_counter() - t1
+        return {"seconds": time.perf_counter() - start, "timings": timings, "boxes": boxes, "crops": crops}
+
+
+def bench_baseline(baseline: DFDCBaseline, path: Path, wanted: np.ndarray, reps: int) -> tuple[dict, dict]:
+    runs = sorted((baseline.run(path, wanted) for _ in range(reps)), key=lambda r: r["seconds"])
+    mid = runs[len(runs) // 2]
+    n = len(mid["boxes"])
+    with_face = sum(len(b) > 0 for b in mid["boxes"].values())
+    return {
+        "median_s": round(mid["seconds"], 3),
+        "runs_s": [round(r["seconds"], 3) for r in runs],
+        "stages_s": {k: round(v, 3) for k, v in mid["timings"].items()},
+        "sampled_frames": n,
+        "faces_found": int(sum(len(b) for b in mid["boxes"].values())),
+        "frames_with_face": with_face,
+        "frame_recall": round(with_face / max(n, 1), 3),
+    }, mid["boxes"]
+
+
+# --------------------------------------------------------------------------- 5. recall
+
+
+def compare_recall(ours: dict[int, np.ndarray], base: dict[int, np.ndarray], truth: dict[int, np.ndarray] | None) -> dict:
+    """Frames and faces the baseline found that we did not (and, with ground truth, both
+    sides' recall of the true faces)."""
+    common = sorted(set(ours) & set(base))
+    missed_frames = [i for i in common if len(base[i]) and not len(ours[i])]
+    base_faces, missed_faces = 0, []
+    for i in common:
+        for box in base[i]:
+            base_faces += 1
+            if not len(ours[i]) or iou(box[None], ours[i]).max() < IOU_MATCH:
+                missed_faces.append({"frame": i, "box": [round(float(v)) for v in box]})
+    extra_frames = [i for i in common if len(ours[i]) and not len(base[i])]
+    out = {
+        "compared_frames": len(common),
+        "frames_baseline_found_we_missed": missed_frames,
+        "frames_we_found_baseline_missed": extra_frames,
+        "baseline_faces": base_faces,
+        "baseline_faces_we_missed": missed_faces,
+        "no_loss_of_recall": not missed_frames and not missed_faces,
+    }
+    if truth is not None:
+        for name, side in (("ours", ours), ("baseline", base)):
+            hits = [len(side[i]) and iou(truth[i][None], side[i]).max() >= 0.5 for i in common]
+            out[f"truth_recall_{name}"] = round(sum(bool(h) for h in hits) / max(len(common), 1), 3)
+    return out
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def clip_list(quick: bool, tmp: Path) -> list[dict]:
+    clips = []
+    for name in CLIPS:
+        path = FIXTURES / name
+        if path.exists():
+            clips.append({"name": name, "path": path, "truth": None})
+        else:
+            print(f"skipping {name}: not found under {FIXTURES}")
+    if not quick:
+        start = time.perf_counter()
+        synth = make_synthetic_clip(tmp / "synthetic_1080p_10s.mp4")
+        print(f"wrote synthetic 1080p 10 s clip in {time.perf_counter() - start:.1f} s")
+        truth = dict(enumerate(synth["face_boxes"]))
+        clips.append({"name": "synthetic_1080p_10s.mp4", "path": synth["path"], "truth": truth})
+    return clips
+
+
+def clip_info(path: Path) -> dict:
+    with open_video(path) as reader:
+        i = reader.info
+    return {"width": i.width, "height": i.height, "fps": round(i.fps, 3), "frames": i.num_frames,
+            "duration_s": round(i.duration, 2), "codec": i.codec}
+
+
+def run_section(title: str, fn, *args):
+    print(f"[{time.strftime('%H:%M:%S')}] {title} ...", flush=True)
+    before = load()
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, {"load_before": before, "load_after": load(), "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def run_decode(clips: list[dict], reps: int) -> dict:
+    return {c["name"]: {b: bench_decode(c["path"], b, reps) for b in ("decord", "pyav")} for c in clips}
+
+
+def run_end_to_end(clips: list[dict], reps: int) -> tuple[dict, dict, dict]:
+    extractor, baseline = FaceExtractor(ExtractConfig()), DFDCBaseline()
+    baseline.run(clips[0]["path"], np.arange(2))  # warm-up
+    ours, base, recall = {}, {}, {}
+    for clip in clips:
+        ours[clip["name"]], result = bench_end_to_end(extractor, clip["path"], reps)
+        # Same frames as ours so recall compares like with like (the original rounded down).
+        base[clip["name"]], base_boxes = bench_baseline(baseline, clip["path"], result.frame_indices, reps)
+        recall[clip["name"]] = compare_recall(frame_boxes_ours(result), base_boxes, clip["truth"])
+        print(f"    {clip['name']}: ours {ours[clip['name']]['median_s']} s, "
+              f"baseline {base[clip['name']]['median_s']} s", flush=True)
+    return ours, base, recall
+
+
+def print_table(results: dict) -> None:
+    print("\nDecode (frames/s): all frames in order | uniform 32")
+    for clip, backends in results["decode"].items():
+        cells = "  ".join(f"{b}: {v['all_frames']['fps']:7.1f} | {v['uniform32']['fps']:6.1f}" for b, v in backends.items())
+        print(f"  {clip:28s} {cells}")
+    print("\nDetection, ms per frame (batch of %d)" % DETECT_BATCH)
+    print(f"  {'resolution':28s} {'input':>10s} {'downscale':>9s} {'detect':>8s} {'refine':>7s} {'fps':>6s} faces")
+    for r in results["detection"]:
+        print(f"  {r['resolution']:28s} {r['detect_input']:>10s} {r['downscale_ms_per_frame']:9.1f} "
+              f"{r['detect_ms_per_frame']:8.1f} {r['refine_ms_per_frame']:7.1f} {r['fps_downscale_plus_detect']:6.1f} "
+              f"{r['faces_per_frame']}")
+    print(f"\nEnd to end, seconds per clip (target <= {TARGET_S} s)")
+    print(f"  {'clip':28s} {'ours':>6s} {'decode':>6s} {'detect':>6s} {'track':>6s} {'crop':>6s} {'tracks':>6s} "
+          f"{'recall':>6s} | {'base':>6s} {'recall':>6s} missed")
+    for clip, o in results["end_to_end"].items():
+        b, r, s = results["baseline"][clip], results["recall"][clip], o["stages_s"]
+        print(f"  {clip:28s} {o['median_s']:6.2f} {s.get('decode', 0):6.2f} {s.get('detect', 0):6.2f} "
+              f"{s.get('track', 0):6.2f} {s.get('crop', 0):6.2f} {o['tracks']:6d} {o['frame_recall']:6.2f} | "
+              f"{b['median_s']:6.2f} {b['frame_recall']:6.2f} "
+              f"{len(r['frames_baseline_found_we_missed'])}f/{len(r['baseline_faces_we_missed'])}faces")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "extract_cpu.json")
+    parser.add_argument("--quick", action="store_true", help="1 repetition, no synthetic clip")
+    parser.add_argument("--reps", type=int, default=3, help="timed runs per measurement (default 3)")
+    args = parser.parse_args(argv)
+    reps = 1 if args.quick else args.reps
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    results: dict = {"machine": machine_info(), "reps": reps, "quick": args.quick, "target_s": TARGET_S,
+                     "config": ExtractConfig().to_dict(), "sections": {}}
+    with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmp:
+        clips = clip_list(args.quick, Path(tmp))
+        if not clips:
+            sys.exit(f"no clips: put the fixtures under {FIXTURES} or run without --quick")
+        results["clips"] = {c["name"]: clip_info(c["path"]) for c in clips}
+        results["decode"], results["sections"]["decode"] = run_section("decode", run_decode, clips, reps)
+        source = next((c["path"] for c in clips if c["name"] == DETECTION_SOURCE), clips[0]["path"])
+        results["detection_source"] = source.name
+        results["detection"], results["sections"]["detection"] = run_section("detection", bench_detection, source, reps)
+        (ours, base, recall), results["sections"]["end_to_end"] = run_section(
+            "end to end + baseline", run_end_to_end, clips, reps)
+    results["end_to_end"], results["baseline"], results["recall"] = ours, base, recall
+    results["meets_target"] = {name: v["meets_target"] for name, v in ours.items()}
+    results["speedup_vs_baseline"] = {name: round(base[name]["median_s"] / ours[name]["median_s"], 1) for name in ours}
+    results["no_loss_of_recall"] = all(r["no_loss_of_recall"] for r in recall.values())
+    results["machine"]["load_average_end"] = load()
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print_table(results)
+    print(f"\nwrote {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
