@@ -121,7 +121,7 @@ def write_video(
     B-frames, so decoders meet reordered packets as in real files. ``audio``,
     a mono float array in [-1, 1], is added as AAC in the same container.
 
-    ``rotation`` (degrees, counter-clockwise, a multiple of 90) only sets the
+    ``rotation`` (degrees counter-clockwise, normally a multiple of 90) only sets the
     display-matrix flag; the frames are written exactly as given, so pass
     frames that are already stored sideways (see the module docstring).
 
@@ -157,7 +157,7 @@ def write_video(
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             frame.pts, frame.time_base = p, tb
             container.mux(_with_durations(video.encode(frame), durations, tb))
-        # Flush x264's lookahead/B-frame delay: most packets only come out here.
+        # Flush: x264 holds back about 10 frames (lookahead and B-frames) until here.
         container.mux(_with_durations(video.encode(None), durations, tb))
 
         if audio_stream is not None:

@@ -235,7 +235,7 @@ def test_mtcnn_finds_the_rotated_face_once_upright(media_dir: Path, mtcnn) -> No
 def test_no_face_video_has_no_face(media_dir: Path, mtcnn) -> None:
     gen = media.no_face_video(media_dir / "noface.mp4")
     assert gen.face_boxes.shape == (50, 0, 4) and gen.has_audio
-    times, _, frames = decode_pyav(gen.path)
+    _, _, frames = decode_pyav(gen.path)
     assert len(frames) == 50
     with av.open(str(gen.path)) as container:
         assert len(container.streams.audio) == 1

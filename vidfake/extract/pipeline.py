@@ -277,6 +277,6 @@ def load_image(path: Path) -> np.ndarray:
         raise MediaError(f"{path}: missing or empty file")
     try:
         with Image.open(path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+            return np.array(ImageOps.exif_transpose(image).convert("RGB"))
     except (OSError, Image.DecompressionBombError, ValueError) as error:
         raise MediaError(f"{path}: not a readable image ({error})") from None

@@ -9,6 +9,7 @@ way a fake one does. Tracks that are too short or too small are dropped.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ class TrackerConfig:
     max_size_ratio: float = 1.6  # a match may not grow or shrink by more than this
     max_gap: int = 8  # sampled frames a track may go unseen before it ends
     min_detections: int = 2  # tracks seen fewer times are dropped (unless the video is that short)
+    min_track_fraction: float = 0.1  # ... or seen on fewer than this fraction of the sampled frames
     min_face_size: float = 24.0  # pixels at full resolution, median box side
     smoothing_sigma_s: float = 0.1  # Gaussian smoothing of boxes over time, seconds
 
@@ -196,9 +198,10 @@ def chain_to_track(chain: _Chain, frame_indices: np.ndarray, timestamps: np.ndar
 def select_tracks(tracks: Sequence[FaceTrack], n_steps: int, config: TrackerConfig) -> list[FaceTrack]:
     """Drop short and tiny tracks; order the rest biggest and longest first.
 
-    A track must be seen ``min_detections`` times, or on every sampled frame when the
+    A track must be seen ``min_detections`` times and on ``min_track_fraction`` of the
+    sampled frames (false detections rarely persist), or on every sampled frame when the
     plan has fewer frames than that (a single image is a one-frame plan)."""
-    needed = min(config.min_detections, n_steps)
+    needed = min(max(config.min_detections, math.ceil(config.min_track_fraction * n_steps)), n_steps)
     kept = [t for t in tracks if t.detected.sum() >= needed and t.size >= config.min_face_size]
     return sorted(kept, key=lambda t: (-(t.detected.sum() * t.size), t.track_id))
 

@@ -1,0 +1,70 @@
+"""Tracker behaviour on hand-made detections (exact, no detector involved)."""
+import numpy as np
+import pytest
+
+from vidfake.extract.detect import FrameDetections
+from vidfake.extract.track import TrackerConfig, box_iou, build_tracks
+
+
+def dets(*boxes, score=0.99):
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    marks = np.stack([np.stack([(b[0] + b[2]) / 2 * np.ones(5), (b[1] + b[3]) / 2 * np.ones(5)], -1) for b in boxes]) if len(boxes) else np.zeros((0, 5, 2))
+    return FrameDetections(boxes, np.full(len(boxes), score, np.float32), marks.astype(np.float32))
+
+
+def box_at(x, y, side=100):
+    return [x, y, x + side, y + side]
+
+
+NO_SMOOTHING = TrackerConfig(smoothing_sigma_s=0.0, min_track_fraction=0.0)
+
+
+def test_box_iou_exact_values():
+    assert box_iou([[0, 0, 10, 10]], [[5, 0, 15, 10]])[0, 0] == pytest.approx(50 / 150)
+    assert box_iou([[0, 0, 10, 10]], [[20, 20, 30, 30]])[0, 0] == 0
+
+
+def test_two_people_crossing_paths_vertically_stay_apart():
+    frames = [dets(box_at(10 + 20 * t, 50), box_at(600 - 20 * t, 400)) for t in range(20)]
+    tracks = build_tracks(np.arange(20), np.arange(20) / 25, frames, NO_SMOOTHING)
+    assert len(tracks) == 2
+    for track in tracks:
+        ys = track.boxes[:, 1]
+        assert np.all(ys == ys[0])  # each track keeps one person: constant row
+
+
+def test_gap_is_interpolated_in_time():
+    frames = [dets(box_at(0, 0)), dets(), dets(), dets(box_at(30, 0))]
+    times = np.array([0.0, 0.1, 0.2, 0.3])
+    (track,) = build_tracks(np.array([0, 5, 10, 15]), times, frames, NO_SMOOTHING)
+    assert track.frame_indices.tolist() == [0, 5, 10, 15]
+    assert track.detected.tolist() == [True, False, False, True]
+    np.testing.assert_allclose(track.boxes[:, 0], [0, 10, 20, 30], atol=1e-4)
+    assert track.scores.tolist()[1:3] == [0, 0]
+
+
+def test_fast_motion_without_overlap_is_linked_by_centre_distance():
+    frames = [dets(box_at(90 * t, 0)) for t in range(6)]  # 90 px steps for a 100 px face: IoU < 0.1
+    tracks = build_tracks(np.arange(6), np.arange(6) / 25, frames, NO_SMOOTHING)
+    assert len(tracks) == 1 and len(tracks[0]) == 6
+
+
+def test_short_and_tiny_tracks_are_dropped_and_the_rest_ordered_by_size():
+    big = [dets(box_at(0, 0, 200), box_at(500, 0, 60), *( [box_at(900, 900, 10)] )) for _ in range(10)]
+    big[3] = dets(box_at(0, 0, 200), box_at(500, 0, 60), box_at(300, 600, 80))  # a one-off false detection
+    tracks = build_tracks(np.arange(10), np.arange(10) / 25, big, NO_SMOOTHING)
+    assert [round(t.size) for t in tracks] == [200, 60]
+    assert [t.track_id for t in tracks] == [0, 1]
+
+
+def test_smoothing_removes_jitter_but_keeps_the_path():
+    rng = np.random.default_rng(0)
+    jitter = rng.normal(0, 4, size=(30, 2))
+    frames = [dets(box_at(100 + 5 * t + jitter[t, 0], 100 + jitter[t, 1])) for t in range(30)]
+    times = np.arange(30) / 30
+    (raw,) = build_tracks(np.arange(30), times, frames, NO_SMOOTHING)
+    (smooth,) = build_tracks(np.arange(30), times, frames, TrackerConfig(smoothing_sigma_s=0.1))
+    truth = 100 + 5 * np.arange(30)
+    inner = slice(5, 25)
+    assert np.abs(smooth.boxes[inner, 0] - truth[inner]).mean() < 0.6 * np.abs(raw.boxes[inner, 0] - truth[inner]).mean()
+    assert np.all(smooth.boxes[:, 2] > smooth.boxes[:, 0])
