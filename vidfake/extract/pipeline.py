@@ -200,8 +200,11 @@ class FaceExtractor:
         retry = []
         for i, found in zip(between, refined):
             result[i] = found
-            if len(found) < len(predicted[i]) or not len(predicted[i]):
-                retry.append(i)  # a face lost (or none predicted): look properly
+            before = max(k for k in keys if k < i) if i > keys[0] else i
+            after = min(k for k in keys if k > i)
+            expected = max(len(result[before]) if before != i else 0, len(result[after]), 1)
+            if len(found) < expected:
+                retry.append(i)  # fewer faces than the keyframes around it: look properly
         if retry:
             for i, found in zip(retry, self.detector.detect(small[retry], scale)):
                 result[i] = found
