@@ -2,7 +2,7 @@
 
 Run from the repository root with the project's environment::
 
-    .venv/bin/python benchmarks/bench_extract.py                 # full run (about 10-15 min on 2 cores)
+    .venv/bin/python benchmarks/bench_extract.py                 # full run (about 10 min on 2 idle cores)
     .venv/bin/python benchmarks/bench_extract.py --quick         # 1 repetition, no synthetic clip
     .venv/bin/python benchmarks/bench_extract.py --out benchmarks/results/extract_cpu.json
 
@@ -22,14 +22,23 @@ short table. What is measured:
    RGB, run facenet-pytorch MTCNN (thresholds 0.85/0.95/0.95) frame by frame on a
    half-size copy, cut crops with a third of the box added on each side.
 5. Face recall: per clip, the fraction of sampled frames with at least one face for us
-   and for the baseline, and the frames (and faces) the baseline found but we did not.
+   and for the baseline, and the frames (and faces) the baseline found but we did not;
+   each face we missed is re-checked with a full detector search on its frame, to tell
+   a detector miss from a face lost by the keyframe scheme or the tracker.
+6. Unless ``--quick``, one run per clip of two variants (``VARIANTS``): detection on every
+   sampled frame, and a looser tracker link.
+
+Options: ``--reps N`` timed runs per measurement (default 3; ``--quick`` makes it 1) and
+``--baseline-reps N`` for the baseline alone (default: the same as ``--reps``).
 
 Clips are read from ``<repo>/../shared/fixtures/videos`` (skipped with a message if
 absent); a synthetic 10 s 1080p clip (textured panning background, scikit-image's
 astronaut moving across) is written to a temporary folder unless ``--quick``.
 
-Timings are wall-clock on a shared machine: the JSON records the load average before and
-after each section so a noisy run can be recognised.
+Timings are wall-clock on a shared machine: the JSON records, before and after each
+section, the load average and the "effective cores" (throughput of two busy processes
+relative to one; 2.0 on an idle 2-core machine, near 1 when the host is contended), so a
+noisy run can be recognised. It also records the git commit the figures belong to.
 """
 from __future__ import annotations
 
@@ -51,6 +60,7 @@ from PIL import Image
 from vidfake.extract.detect import DetectorConfig, FaceDetector, detection_scale, downscale
 from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaFaces
 from vidfake.extract.sampling import uniform
+from vidfake.extract.track import TrackerConfig
 from vidfake.extract.video import open_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +71,13 @@ TARGET_S = 1.5
 N_SAMPLED = 32
 DETECT_BATCH = 16
 IOU_MATCH = 0.3  # a baseline face counts as found by us if one of our boxes overlaps it this much
+
+# One run each per clip, besides the default configuration: what the keyframe scheme saves,
+# and whether a looser tracker link keeps fast-moving faces the default drops.
+VARIANTS = {
+    "keyframe_interval=1": ExtractConfig(detector=DetectorConfig(keyframe_interval=1)),
+    "max_center_shift=3": ExtractConfig(tracker=TrackerConfig(max_center_shift=3.0)),
+}
 
 # scikit-image astronaut: the head region pasted into the synthetic clip, and the face
 # box inside it (x1, y1, x2, y2 in the 512x512 image), as in tests/media.py.
@@ -79,6 +96,47 @@ def timed(fn, *args, **kwargs):
 
 def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def _spin(n: int, results=None) -> float:
+    start = time.perf_counter()
+    total = 0
+    for i in range(n):
+        total += i
+    elapsed = time.perf_counter() - start
+    if results is not None:
+        results.put(elapsed)
+    return elapsed
+
+
+def effective_cores(n: int = 10_000_000) -> float:
+    """Throughput of ``cpu_count`` busy processes relative to one: a shared or throttled
+    host can deliver fewer cores than it lists."""
+    from multiprocessing import get_context
+
+    ctx = get_context("fork")  # forked before any torch work, so no thread pools to copy
+    workers = os.cpu_count() or 1
+    single = min(_spin(n) for _ in range(2))
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_spin, args=(n, results)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    parallel = statistics.mean(results.get() for _ in procs)
+    for proc in procs:
+        proc.join()
+    return round(workers * single / parallel, 2)
+
+
+def git_state() -> dict:
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD"), "vidfake_modified": git("status", "--porcelain", "vidfake").splitlines()}
 
 
 def machine_info() -> dict:
@@ -105,6 +163,7 @@ def machine_info() -> dict:
         "decord": decord.__version__,
         "facenet_pytorch": version("facenet-pytorch"),
         "numpy": np.__version__,
+        "effective_cores": effective_cores(),
         "load_average_start": load(),
     }
 
@@ -393,6 +452,30 @@ def compare_recall(ours: dict[int, np.ndarray], base: dict[int, np.ndarray], tru
     return out
 
 
+def diagnose_misses(detector: FaceDetector, path: Path, missed: list[dict]) -> dict:
+    """For each baseline face we missed: its size at our detection scale, and whether a
+    full detector search on that frame finds it (then tracking or the keyframe scheme
+    lost it) or not (the detector on the downscaled copy cannot see it)."""
+    if not missed:
+        return {"found_by_full_search": 0, "not_found_by_detector": 0, "below_min_face_size": 0}
+    frames_wanted = sorted({m["frame"] for m in missed})
+    with open_video(path) as reader:
+        frames = reader.read(frames_wanted)
+        width, height = reader.info.width, reader.info.height
+    scale = detection_scale(width, height, detector.config.max_side)
+    found = dict(zip(frames_wanted, detector.detect(downscale(frames, detector.config.max_side), scale)))
+    for m in missed:
+        box = np.asarray(m["box"], np.float64)
+        boxes = found[m["frame"]].boxes
+        m["side_at_detection_scale_px"] = round(float(max(box[2] - box[0], box[3] - box[1]) * scale), 1)
+        m["found_by_full_search"] = bool(len(boxes) and iou(box[None], boxes).max() >= IOU_MATCH)
+    return {
+        "found_by_full_search": sum(m["found_by_full_search"] for m in missed),
+        "not_found_by_detector": sum(not m["found_by_full_search"] for m in missed),
+        "below_min_face_size": sum(m["side_at_detection_scale_px"] < detector.config.min_face_size for m in missed),
+    }
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -422,28 +505,49 @@ def clip_info(path: Path) -> dict:
 
 def run_section(title: str, fn, *args):
     print(f"[{time.strftime('%H:%M:%S')}] {title} ...", flush=True)
-    before = load()
+    before, cores = load(), effective_cores()
     start = time.perf_counter()
     result = fn(*args)
-    return result, {"load_before": before, "load_after": load(), "wall_s": round(time.perf_counter() - start, 1)}
+    wall = round(time.perf_counter() - start, 1)
+    return result, {"load_before": before, "load_after": load(), "effective_cores_before": cores,
+                    "effective_cores_after": effective_cores(), "wall_s": wall}
 
 
 def run_decode(clips: list[dict], reps: int) -> dict:
     return {c["name"]: {b: bench_decode(c["path"], b, reps) for b in ("decord", "pyav")} for c in clips}
 
 
-def run_end_to_end(clips: list[dict], reps: int) -> tuple[dict, dict, dict]:
+def run_variant(config: ExtractConfig, clip: dict, base_boxes: dict[int, np.ndarray]) -> dict:
+    extractor = FaceExtractor(config)
+    extractor.extract_video(clip["path"])  # warm-up
+    seconds, result = timed(extractor.extract_video, clip["path"])
+    recall = compare_recall(frame_boxes_ours(result), base_boxes, clip["truth"])
+    return {
+        "seconds": round(seconds, 3),
+        "stages_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "tracks": len(result.faces),
+        "frames_baseline_found_we_missed": len(recall["frames_baseline_found_we_missed"]),
+        "baseline_faces_we_missed": len(recall["baseline_faces_we_missed"]),
+    }
+
+
+def run_end_to_end(clips: list[dict], reps: int, baseline_reps: int, variants: bool) -> dict:
     extractor, baseline = FaceExtractor(ExtractConfig()), DFDCBaseline()
     baseline.run(clips[0]["path"], np.arange(2))  # warm-up
-    ours, base, recall = {}, {}, {}
+    out: dict = {"end_to_end": {}, "baseline": {}, "recall": {}, "variants": {}}
     for clip in clips:
-        ours[clip["name"]], result = bench_end_to_end(extractor, clip["path"], reps)
+        name = clip["name"]
+        out["end_to_end"][name], result = bench_end_to_end(extractor, clip["path"], reps)
         # Same frames as ours so recall compares like with like (the original rounded down).
-        base[clip["name"]], base_boxes = bench_baseline(baseline, clip["path"], result.frame_indices, reps)
-        recall[clip["name"]] = compare_recall(frame_boxes_ours(result), base_boxes, clip["truth"])
-        print(f"    {clip['name']}: ours {ours[clip['name']]['median_s']} s, "
-              f"baseline {base[clip['name']]['median_s']} s", flush=True)
-    return ours, base, recall
+        out["baseline"][name], base_boxes = bench_baseline(baseline, clip["path"], result.frame_indices, baseline_reps)
+        recall = compare_recall(frame_boxes_ours(result), base_boxes, clip["truth"])
+        recall["missed_faces_diagnosis"] = diagnose_misses(extractor.detector, clip["path"], recall["baseline_faces_we_missed"])
+        out["recall"][name] = recall
+        if variants:
+            out["variants"][name] = {v: run_variant(cfg, clip, base_boxes) for v, cfg in VARIANTS.items()}
+        print(f"    {name}: ours {out['end_to_end'][name]['median_s']} s, baseline {out['baseline'][name]['median_s']} s",
+              flush=True)
+    return out
 
 
 def print_table(results: dict) -> None:
@@ -466,6 +570,19 @@ def print_table(results: dict) -> None:
               f"{s.get('track', 0):6.2f} {s.get('crop', 0):6.2f} {o['tracks']:6d} {o['frame_recall']:6.2f} | "
               f"{b['median_s']:6.2f} {b['frame_recall']:6.2f} "
               f"{len(r['frames_baseline_found_we_missed'])}f/{len(r['baseline_faces_we_missed'])}faces")
+    print("  (missed = frames / faces the baseline found and we did not)")
+    for clip, r in results["recall"].items():
+        d = r["missed_faces_diagnosis"]
+        if r["baseline_faces_we_missed"]:
+            print(f"  {clip}: of {len(r['baseline_faces_we_missed'])} missed faces, {d['found_by_full_search']} found by "
+                  f"our detector on that frame (lost by keyframes/tracking), {d['below_min_face_size']} below "
+                  f"min_face_size at detection scale")
+    if results.get("variants"):
+        print("\nVariants (one run each): seconds, tracks, missed frames/faces vs baseline")
+        for clip, variants in results["variants"].items():
+            cells = "  ".join(f"{v}: {x['seconds']:.2f}s {x['tracks']}t {x['frames_baseline_found_we_missed']}f/"
+                              f"{x['baseline_faces_we_missed']}faces" for v, x in variants.items())
+            print(f"  {clip:28s} {cells}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -473,11 +590,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "extract_cpu.json")
     parser.add_argument("--quick", action="store_true", help="1 repetition, no synthetic clip")
     parser.add_argument("--reps", type=int, default=3, help="timed runs per measurement (default 3)")
+    parser.add_argument("--baseline-reps", type=int, default=None, help="timed baseline runs per clip (default: --reps)")
     args = parser.parse_args(argv)
     reps = 1 if args.quick else args.reps
+    baseline_reps = 1 if args.quick else (args.baseline_reps or reps)
     torch.set_num_threads(os.cpu_count() or 1)
 
-    results: dict = {"machine": machine_info(), "reps": reps, "quick": args.quick, "target_s": TARGET_S,
+    results: dict = {"machine": machine_info(), "git": git_state(), "quick": args.quick, "reps": reps,
+                     "baseline_reps": baseline_reps, "target_s": TARGET_S,
                      "config": ExtractConfig().to_dict(), "sections": {}}
     with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmp:
         clips = clip_list(args.quick, Path(tmp))
@@ -488,13 +608,15 @@ def main(argv: list[str] | None = None) -> dict:
         source = next((c["path"] for c in clips if c["name"] == DETECTION_SOURCE), clips[0]["path"])
         results["detection_source"] = source.name
         results["detection"], results["sections"]["detection"] = run_section("detection", bench_detection, source, reps)
-        (ours, base, recall), results["sections"]["end_to_end"] = run_section(
-            "end to end + baseline", run_end_to_end, clips, reps)
-    results["end_to_end"], results["baseline"], results["recall"] = ours, base, recall
+        e2e, results["sections"]["end_to_end"] = run_section(
+            "end to end + baseline", run_end_to_end, clips, reps, baseline_reps, not args.quick)
+    results.update(e2e)
+    ours, base, recall = e2e["end_to_end"], e2e["baseline"], e2e["recall"]
     results["meets_target"] = {name: v["meets_target"] for name, v in ours.items()}
     results["speedup_vs_baseline"] = {name: round(base[name]["median_s"] / ours[name]["median_s"], 1) for name in ours}
     results["no_loss_of_recall"] = all(r["no_loss_of_recall"] for r in recall.values())
     results["machine"]["load_average_end"] = load()
+    results["machine"]["effective_cores_end"] = effective_cores()
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -20,9 +20,6 @@ class CropConfig:
     mouth_size: int = 96  # mouth crop side, pixels
     mouth_scale: float = 0.5  # mouth crop side as a fraction of the face box side
 
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
 
 def square_region(box: np.ndarray, margin: float) -> np.ndarray:
     """Integer ``x1,y1,x2,y2`` of the enlarged square around a box's centre."""

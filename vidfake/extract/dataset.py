@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -64,7 +64,7 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def collect_media(inputs: Iterable[Path]) -> list[MediaItem]:
@@ -198,11 +198,11 @@ def process_item(item: MediaItem, label: LabelInfo, out_dir: Path, options: Outp
         return {**base, "status": "error", "reason": str(error)}
     if not result.faces:
         return {**base, "status": "no_face", "reason": f"no face found in {len(result.frame_indices)} sampled frames",
-                "info": result.info.to_dict()}
+                "info": asdict(result.info)}
     return {
         **base,
         "status": "ok",
-        "info": result.info.to_dict(),
+        "info": asdict(result.info),
         "plan": result.plan,
         "frame_indices": result.frame_indices,
         "timestamps": np.round(result.timestamps, 4),
@@ -225,7 +225,7 @@ def _finished(out_dir: Path) -> set[str]:
 
 
 def _prepare_out_dir(out_dir: Path, config: ExtractConfig, options: OutputOptions, resume: bool) -> None:
-    settings = {"extract": config.to_dict(), "output": options.__dict__}
+    settings = {"extract": config.to_dict(), "output": asdict(options)}
     config_path = out_dir / "config.json"
     if config_path.exists():
         previous = json.loads(config_path.read_text())

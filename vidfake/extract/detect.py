@@ -33,9 +33,6 @@ class DetectorConfig:
     keyframe_interval: int = 4  # full search on every k-th sampled frame; 1 = every frame
     device: str = "cpu"
 
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
 
 @dataclass
 class FrameDetections:

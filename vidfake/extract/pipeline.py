@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,15 +59,7 @@ class ExtractConfig:
         parse_plan(self.plan)  # fail early on a bad plan string
 
     def to_dict(self) -> dict:
-        return {
-            "plan": self.plan,
-            "detector": self.detector.to_dict(),
-            "tracker": self.tracker.to_dict(),
-            "crop": self.crop.to_dict(),
-            "decoder": self.decoder,
-            "largest_face_only": self.largest_face_only,
-            "mouths": self.mouths,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -83,9 +77,6 @@ class ImageInfo:
     width: int
     height: int
 
-    def to_dict(self) -> dict:
-        return {"path": self.path, "width": self.width, "height": self.height}
-
 
 @dataclass
 class MediaFaces:
@@ -101,21 +92,14 @@ class MediaFaces:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class _Timer:
-    def __init__(self) -> None:
-        self.totals: dict[str, float] = defaultdict(float)
-
-    def __call__(self, name: str):
-        timer = self
-
-        class _Span:
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.totals[name] += time.perf_counter() - self.start
-
-        return _Span()
+@contextmanager
+def _timed(totals: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the block's wall time to ``totals[stage]`` (reported per file)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        totals[stage] += time.perf_counter() - start
 
 
 class FaceExtractor:
@@ -135,8 +119,8 @@ class FaceExtractor:
     def extract_video(self, path: str | Path) -> MediaFaces:
         path = Path(path)
         cfg = self.config
-        timer = _Timer()
-        with timer("decode"):
+        timings: dict[str, float] = defaultdict(float)
+        with _timed(timings, "decode"):
             reader = open_video(path, cfg.decoder)
         info = reader.info
         self._check_size(path, info.width, info.height)
@@ -151,23 +135,23 @@ class FaceExtractor:
         crops: dict[tuple[int, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
         with reader:
             for start in range(0, len(wanted), segment_len):
-                with timer("decode"):
+                with _timed(timings, "decode"):
                     chunks = list(reader.iter_chunks(wanted[start : start + segment_len], cfg.chunk_size))
                 if not chunks:
                     break
                 seg_indices = np.concatenate([c[0] for c in chunks])
                 frames = np.concatenate([c[1] for c in chunks])
                 del chunks
-                with timer("detect"):
+                with _timed(timings, "detect"):
                     small = downscale(frames, cfg.detector.max_side)
                     detections += self._detect_segment(small, scale, detections)
                 first_step = len(decoded)
                 decoded += seg_indices.tolist()
-                with timer("track"):
+                with _timed(timings, "track"):
                     chains = link_detections(detections, cfg.tracker)
                     times = reader.timestamps[np.asarray(decoded)]
                     tracks = [chain_to_track(c, np.asarray(decoded), times, cfg.tracker) for c in chains]
-                with timer("crop"):
+                with _timed(timings, "crop"):
                     self._crop_segment(frames, first_step, tracks, decoded, crops)
                 del frames, small
             timestamps = reader.timestamps[np.asarray(decoded, dtype=np.int64)]
@@ -177,10 +161,10 @@ class FaceExtractor:
         warnings = []
         if len(decoded) < len(wanted):
             warnings.append(f"{len(wanted) - len(decoded)} of {len(wanted)} planned frames could not be decoded")
-        with timer("track"):
+        with _timed(timings, "track"):
             tracks = select_tracks(tracks, len(decoded), cfg.tracker)
         faces = self._assemble(tracks, decoded, crops)
-        return MediaFaces("video", info, cfg.plan, np.asarray(decoded), timestamps, faces, warnings, dict(timer.totals))
+        return MediaFaces("video", info, cfg.plan, np.asarray(decoded), timestamps, faces, warnings, dict(timings))
 
     def _detect_segment(
         self, small: np.ndarray, scale: float, history: list[FrameDetections]
@@ -254,24 +238,24 @@ class FaceExtractor:
     def extract_image(self, path: str | Path) -> MediaFaces:
         """A still image is a one-frame video: same detector, same crop."""
         path = Path(path)
-        timer = _Timer()
-        with timer("decode"):
+        timings: dict[str, float] = defaultdict(float)
+        with _timed(timings, "decode"):
             frame = load_image(path)
         self._check_size(path, frame.shape[1], frame.shape[0])
         scale = detection_scale(frame.shape[1], frame.shape[0], self.config.detector.max_side)
-        with timer("detect"):
+        with _timed(timings, "detect"):
             found = self.detector.detect(downscale(frame[None], self.config.detector.max_side), scale)
         zero = np.zeros(1, dtype=np.int64)
-        with timer("track"):
+        with _timed(timings, "track"):
             chains = link_detections(found, self.config.tracker)
             tracks = [chain_to_track(c, zero, np.zeros(1), self.config.tracker) for c in chains]
         crops: dict = {}
-        with timer("crop"):
+        with _timed(timings, "crop"):
             self._crop_segment(frame[None], 0, tracks, [0], crops)
         tracks = select_tracks(tracks, 1, self.config.tracker)
         info = ImageInfo(str(path), frame.shape[1], frame.shape[0])
         faces = self._assemble(tracks, [0], crops)
-        return MediaFaces("image", info, "image", zero, np.zeros(1), faces, [], dict(timer.totals))
+        return MediaFaces("image", info, "image", zero, np.zeros(1), faces, [], dict(timings))
 
 
 def load_image(path: Path) -> np.ndarray:

@@ -29,9 +29,6 @@ class TrackerConfig:
     min_face_size: float = 24.0  # pixels at full resolution, median box side
     smoothing_sigma_s: float = 0.1  # Gaussian smoothing of boxes over time, seconds
 
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
 
 @dataclass
 class FaceTrack:

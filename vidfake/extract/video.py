@@ -50,9 +50,6 @@ class VideoInfo:
     container_format: str
     start_time: float  # presentation time of frame 0, seconds on the container clock
 
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
 
 @dataclass(frozen=True)
 class AudioTrack:
