@@ -68,3 +68,12 @@ def test_smoothing_removes_jitter_but_keeps_the_path():
     inner = slice(5, 25)
     assert np.abs(smooth.boxes[inner, 0] - truth[inner]).mean() < 0.6 * np.abs(raw.boxes[inner, 0] - truth[inner]).mean()
     assert np.all(smooth.boxes[:, 2] > smooth.boxes[:, 0])
+
+
+def test_allowed_motion_grows_with_frames_unseen():
+    # 150 px in one step is too far for a 100 px face, but fine after two unseen steps
+    one_step = [dets(box_at(0, 0)), dets(box_at(150, 0))]
+    assert len(build_tracks(np.arange(2), np.arange(2) / 25, one_step, NO_SMOOTHING)) == 0  # two 1-frame tracks dropped
+    two_steps = [dets(box_at(0, 0)), dets(), dets(box_at(150, 0))]
+    (track,) = build_tracks(np.arange(3), np.arange(3) / 25, two_steps, NO_SMOOTHING)
+    assert track.detected.tolist() == [True, False, True]

@@ -21,7 +21,7 @@ from vidfake.extract.detect import FrameDetections
 @dataclass(frozen=True)
 class TrackerConfig:
     iou_threshold: float = 0.3
-    max_center_shift: float = 1.0  # in face sizes, for matches without overlap
+    max_center_shift: float = 1.0  # in face sizes per sampled frame, for matches without overlap
     max_size_ratio: float = 1.6  # a match may not grow or shrink by more than this
     max_gap: int = 8  # sampled frames a track may go unseen before it ends
     min_detections: int = 2  # tracks seen fewer times are dropped (unless the video is that short)
@@ -106,8 +106,12 @@ def _side(boxes: np.ndarray) -> np.ndarray:
     return np.maximum(boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1])
 
 
-def _match(last_boxes: np.ndarray, boxes: np.ndarray, config: TrackerConfig) -> list[tuple[int, int]]:
-    """Greedy pairs (chain, detection): best IoU first, then nearest centre for the rest."""
+def _match(last_boxes: np.ndarray, gaps: np.ndarray, boxes: np.ndarray, config: TrackerConfig) -> list[tuple[int, int]]:
+    """Greedy pairs (chain, detection): best IoU first, then nearest centre for the rest.
+
+    The centre shift allowed grows with the number of sampled frames since a chain was
+    last seen (``gaps``): a face walking across the frame moves further in four steps
+    than in one, which matters when the detector skips frames."""
     if not len(last_boxes) or not len(boxes):
         return []
     iou = box_iou(last_boxes, boxes)
@@ -118,7 +122,8 @@ def _match(last_boxes: np.ndarray, boxes: np.ndarray, config: TrackerConfig) -> 
     ratio = np.maximum(sides_a[:, None], sides_b[None]) / np.maximum(np.minimum(sides_a[:, None], sides_b[None]), 1e-6)
     similar = ratio <= config.max_size_ratio
     # IoU pairs rank first (cost below 0), centre-distance pairs after them.
-    cost = np.where(iou >= config.iou_threshold, -iou, np.where(similar & (shift <= config.max_center_shift), shift, np.inf))
+    reachable = shift <= config.max_center_shift * gaps[:, None]
+    cost = np.where(iou >= config.iou_threshold, -iou, np.where(similar & reachable, shift / gaps[:, None], np.inf))
     pairs = []
     while np.isfinite(cost).any():
         i, j = np.unravel_index(np.argmin(cost), cost.shape)
@@ -135,8 +140,9 @@ def link_detections(detections: Sequence[FrameDetections], config: TrackerConfig
     for step, found in enumerate(detections):
         active = [c for c in chains if step - c.steps[-1] <= config.max_gap]
         last = np.asarray([c.boxes[-1] for c in active], np.float32).reshape(-1, 4)
+        gaps = np.asarray([step - c.steps[-1] for c in active], np.float64)
         taken = set()
-        for ci, di in _match(last, found.boxes, config):
+        for ci, di in _match(last, gaps, found.boxes, config):
             chain = active[ci]
             chain.steps.append(step)
             chain.boxes.append(found.boxes[di])
