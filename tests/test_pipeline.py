@@ -87,7 +87,7 @@ def test_small_buffer_processes_the_plan_in_segments_with_the_same_result(face_v
     config = ExtractConfig(plan="uniform:16")
     whole = FaceExtractor(config).extract_video(face_video.path)
     frame_mb = face_video.width * face_video.height * 3 / 2**20
-    tiny = ExtractConfig(plan="uniform:16", max_buffer_mb=max(1, int(frame_mb * 5)), chunk_size=4)
+    tiny = ExtractConfig(plan="uniform:16", max_buffer_mb=max(1, int(frame_mb * 5)))
     parts = FaceExtractor(tiny).extract_video(face_video.path)
     assert len(parts.faces) == len(whole.faces) == 1
     assert parts.faces[0].track.frame_indices.tolist() == whole.faces[0].track.frame_indices.tolist()

@@ -49,7 +49,6 @@ class ExtractConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     crop: CropConfig = field(default_factory=CropConfig)
     decoder: Backend = "auto"
-    chunk_size: int = 16  # frames decoded per step
     max_buffer_mb: int = 1024  # full-resolution frames held at once
     max_pixels: int = 8192 * 4352  # refuse larger frames (8K UHD passes) rather than exhaust memory
     largest_face_only: bool = False
@@ -126,7 +125,7 @@ class FaceExtractor:
         self._check_size(path, info.width, info.height)
         wanted = parse_plan(cfg.plan).indices(info.num_frames)
         frame_bytes = info.width * info.height * 3
-        segment_len = max(cfg.chunk_size, (cfg.max_buffer_mb << 20) // frame_bytes)
+        segment_len = max(1, (cfg.max_buffer_mb << 20) // frame_bytes)
         scale = detection_scale(info.width, info.height, cfg.detector.max_side)
 
         decoded: list[int] = []
@@ -135,13 +134,12 @@ class FaceExtractor:
         crops: dict[tuple[int, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
         with reader:
             for start in range(0, len(wanted), segment_len):
+                segment = wanted[start : start + segment_len]
                 with _timed(timings, "decode"):
-                    chunks = list(reader.iter_chunks(wanted[start : start + segment_len], cfg.chunk_size))
-                if not chunks:
+                    # one chunk the size of the segment: the buffer is bounded already
+                    seg_indices, frames = next(reader.iter_chunks(segment, len(segment)), (None, None))
+                if seg_indices is None:
                     break
-                seg_indices = np.concatenate([c[0] for c in chunks])
-                frames = np.concatenate([c[1] for c in chunks])
-                del chunks
                 with _timed(timings, "detect"):
                     small = downscale(frames, cfg.detector.max_side)
                     detections += self._detect_segment(small, scale, detections)
