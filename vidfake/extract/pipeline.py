@@ -149,6 +149,8 @@ class FaceExtractor:
                     chains = link_detections(detections, cfg.tracker)
                     times = reader.timestamps[np.asarray(decoded)]
                     tracks = [chain_to_track(c, np.asarray(decoded), times, cfg.tracker) for c in chains]
+                    if start + segment_len >= len(wanted):  # last segment: no crops for tracks to be dropped
+                        tracks = select_tracks(tracks, len(decoded), cfg.tracker)
                 with _timed(timings, "crop"):
                     self._crop_segment(frames, first_step, tracks, decoded, crops)
                 del frames, small
@@ -182,10 +184,8 @@ class FaceExtractor:
         retry = []
         for i, found in zip(between, refined):
             result[i] = found
-            before = max(k for k in keys if k < i) if i > keys[0] else i
-            after = min(k for k in keys if k > i)
-            expected = max(len(result[before]) if before != i else 0, len(result[after]), 1)
-            if len(found) < expected:
+            around = [k for k in keys if k < i][-1:] + [next(k for k in keys if k > i)]
+            if len(found) < max(1, *(len(result[k]) for k in around)):
                 retry.append(i)  # fewer faces than the keyframes around it: look properly
         if retry:
             for i, found in zip(retry, self.detector.detect(small[retry], scale)):
