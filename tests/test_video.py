@@ -143,3 +143,10 @@ def test_mpeg_program_stream_uses_pyav_by_default(fixtures_dir):
     sequential = [f for _, chunk in reader.iter_chunks(range(len(reader))) for f in chunk]
     assert np.array_equal(reader.read([40])[0], sequential[40])
     assert len(sequential) == reader.info.num_frames == 75
+    with pytest.raises(DecodeError, match="pyav"):
+        open_video(path, "decord")
+
+
+def test_auto_backend_is_pyav(face_video):
+    assert open_video(face_video.path).backend == "pyav"
+    assert open_video(face_video.path, "decord").backend == "decord"
