@@ -82,6 +82,17 @@ def test_resume_skips_finished_files(input_dir, tmp_path, capsys):
     assert main(args + ["--resume", "--size", "64"]) == 2  # other settings are refused
 
 
+def test_output_folder_inside_the_input_is_not_read_back(tmp_path):
+    from vidfake.extract.dataset import collect_media
+
+    media.face_image(tmp_path / "a.png")
+    crop_dir = tmp_path / "out" / "images" / "a"
+    crop_dir.mkdir(parents=True)
+    media.face_image(crop_dir / "t00_f000000.png")
+    assert [i.media_id for i in collect_media([tmp_path], exclude=tmp_path / "out")] == ["a"]
+    assert len(collect_media([tmp_path])) == 2
+
+
 def test_bad_plan_and_missing_input_exit_2(tmp_path, capsys):
     assert main(["extract", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert main(["extract", str(tmp_path), "--out", str(tmp_path / "o"), "--plan", "sometimes"]) == 2

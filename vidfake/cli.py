@@ -73,7 +73,7 @@ def _run_extract(args: argparse.Namespace) -> int:
             largest_face_only=args.faces == "largest",
             mouths=not args.no_mouths,
         )
-        items = collect_media(args.inputs)
+        items = collect_media(args.inputs, exclude=args.out)
         labels = build_label_resolver(args.labels, args.inputs, skip_unknown_labels=True)
     except (PlanError, ExtractError, LabelError) as error:
         print(f"vidfake extract: {error}", file=sys.stderr)

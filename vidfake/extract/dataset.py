@@ -67,9 +67,12 @@ class RunSummary:
         return asdict(self)
 
 
-def collect_media(inputs: Iterable[Path]) -> list[MediaItem]:
+def collect_media(inputs: Iterable[Path], exclude: Path | None = None) -> list[MediaItem]:
     """Expand folders (recursively) into video and image files, each with a unique id
-    that keeps the folder structure (FaceForensics++ reuses names across methods)."""
+    that keeps the folder structure (FaceForensics++ reuses names across methods).
+    Files under ``exclude`` (the output folder) are left out, so a run over a folder that
+    holds its own output never extracts faces from its crops."""
+    excluded = exclude.resolve() if exclude is not None else None
     items: list[MediaItem] = []
     seen: set[str] = set()
     for root in inputs:
@@ -78,6 +81,8 @@ def collect_media(inputs: Iterable[Path]) -> list[MediaItem]:
             raise ExtractError(f"{root}: no such file or folder")
         if root.is_dir():
             files = sorted(p for p in root.rglob("*") if p.is_file() and media_kind(p))
+            if excluded is not None:
+                files = [p for p in files if not p.resolve().is_relative_to(excluded)]
             pairs = [(p, p.relative_to(root).with_suffix("").as_posix()) for p in files]
         else:
             pairs = [(root, root.stem)]
