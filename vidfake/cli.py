@@ -91,6 +91,7 @@ def _run_extract(args: argparse.Namespace) -> int:
         print(f"vidfake extract: {error}", file=sys.stderr)
         return 2
     summary.notes += [f"label row skipped: {line}" for line in labels.skipped]
+    summary.notes += [f"label file ignored: {line}" for line in labels.ignored]
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
