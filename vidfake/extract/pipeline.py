@@ -60,6 +60,19 @@ class ExtractConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> ExtractConfig:
+        """Rebuild from ``to_dict`` output (e.g. a checkpoint's saved settings)."""
+        nested = {"detector": DetectorConfig, "tracker": TrackerConfig, "crop": CropConfig}
+        values = dict(data)
+        for key, kind in nested.items():
+            if key in values:
+                part = dict(values[key])
+                if kind is DetectorConfig and "stage_thresholds" in part:
+                    part["stage_thresholds"] = tuple(part["stage_thresholds"])
+                values[key] = kind(**part)
+        return cls(**values)
+
 
 @dataclass
 class FaceClip:

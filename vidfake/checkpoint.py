@@ -1,0 +1,188 @@
+"""One file carries a model's weights and its whole config.
+
+``score --checkpoint X`` must need nothing else, and opening a checkpoint someone sent
+you must never run code. So the format is safetensors: the weights are its tensors and
+its header metadata (str -> str) holds::
+
+    {"format": "vidfake-checkpoint", "format_version": "1", "config": "<JSON>"}
+
+Loading goes through ``safetensors`` only, which parses a JSON header and raw bytes and
+executes nothing. ``.pt``/``.pth`` files are also read, but only through
+``torch.load(weights_only=True)``, whose restricted unpickler refuses any pickle that
+would call code; they hold ``{"format", "format_version", "config": dict,
+"state_dict": {name: tensor}}``. Saving always writes safetensors.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+FORMAT = "vidfake-checkpoint"
+FORMAT_VERSION = "1"
+_PICKLE_SUFFIXES = (".pt", ".pth")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a vidfake checkpoint this version can read (or cannot be written as one)."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    config: dict  # {"model": {...}, "extract": {...}, "aggregation": {...}, "name", "version", "training": {...}}
+    state_dict: dict[str, torch.Tensor]
+    path: str
+    sha256: str  # of the file's bytes: names exactly which weights scored a video
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _config_json(config: dict) -> str:
+    """Strict JSON that loads back equal, so the saved config is exactly the one used
+    (a tuple would come back a list, an int key a str key: refused here, not later)."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"config must be a dict, got {type(config).__name__}")
+    try:
+        text = json.dumps(config, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"config is not strict JSON: {e}") from e
+    if json.loads(text) != config:
+        raise CheckpointError("config does not survive JSON unchanged (tuples? non-str keys?)")
+    return text
+
+
+def _savable(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, dense, contiguous tensors each owning its storage: safetensors refuses
+    tensors that share memory (tied weights, views of one buffer), so those are cloned."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, t in state_dict.items():
+        if not isinstance(name, str) or not isinstance(t, torch.Tensor):
+            raise CheckpointError(f"state_dict must map str to tensor, got {name!r}: {type(t).__name__}")
+        if t.layout != torch.strided:
+            raise CheckpointError(f"tensor {name!r} is sparse ({t.layout}); save it dense")
+        t = t.detach().cpu()
+        storage = t.untyped_storage()
+        whole = t.data_ptr() == storage.data_ptr() and t.nelement() * t.element_size() == storage.nbytes()
+        if storage.data_ptr() in seen or not whole or not t.is_contiguous():
+            t = t.clone(memory_format=torch.contiguous_format)
+        if t.nelement():
+            seen.add(storage.data_ptr())
+        out[name] = t
+    return out
+
+
+def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], config: dict) -> Path:
+    """Write weights + config as one safetensors file; returns the path.
+
+    Atomic (temporary file in the same folder, then rename) so a crash mid-save never
+    leaves a half checkpoint under the real name.
+    """
+    path = Path(path)
+    if path.suffix.lower() in _PICKLE_SUFFIXES:
+        raise CheckpointError(f"{path}: checkpoints are written as safetensors; name it *.safetensors")
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": _config_json(config)}
+    tensors = _savable(state_dict)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a checkpoint is shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"  # torch.save zip / raw pickle
+
+
+def _check_header(fmt: object, version: object, path: Path) -> None:
+    if fmt != FORMAT:
+        raise CheckpointError(f"{path}: not a vidfake checkpoint (format={fmt!r}, expected {FORMAT!r})")
+    if str(version) != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r}, this vidfake reads {FORMAT_VERSION!r}"
+        )
+
+
+def _load_safetensors(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors' own error type; nothing here executes file contents
+        hint = (
+            " (it looks like a pickle / torch.save file: only *.pt / *.pth are read that way, and never"
+            " unpickled beyond torch.load(weights_only=True))"
+            if _looks_like_pickle(path)
+            else ""
+        )
+        raise CheckpointError(f"{path}: not a readable safetensors file{hint}: {e}") from e
+    _check_header(meta.get("format"), meta.get("format_version"), path)
+    try:
+        config = json.loads(meta["config"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: checkpoint config is missing or not valid JSON: {e}") from e
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: checkpoint config is a {type(config).__name__}, not a JSON object")
+    return config, tensors
+
+
+def _load_pt(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)  # never a full unpickle
+    except pickle.UnpicklingError as e:
+        # torch's message suggests weights_only=False; vidfake never does that, so keep only the reason
+        reason = str(e).partition("WeightsUnpickler error:")[2].strip().split("\n")[0] or str(e)
+        raise CheckpointError(
+            f"{path}: refused: the pickle asks for more than tensors, dicts, lists, numbers and strings "
+            f"(vidfake never fully unpickles a file): {reason}"
+        ) from e
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint: {e}") from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: not a vidfake checkpoint (holds a {type(obj).__name__})")
+    _check_header(obj.get("format"), obj.get("format_version"), path)
+    config, tensors = obj.get("config"), obj.get("state_dict")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: checkpoint config is missing or not a dict")
+    if not isinstance(tensors, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()
+    ):
+        raise CheckpointError(f"{path}: state_dict is missing or not a dict of tensors")
+    return config, tensors
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint without executing anything in it; CheckpointError if it is
+    missing, not a vidfake checkpoint, another format version, or has a broken config."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    sha = _file_sha256(path)
+    load = _load_pt if path.suffix.lower() in _PICKLE_SUFFIXES else _load_safetensors
+    config, tensors = load(path)
+    return Checkpoint(config=config, state_dict=tensors, path=str(path), sha256=sha)
