@@ -107,6 +107,125 @@ def _run_extract(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score videos and images: probability that each is fake",
+        description=(
+            "Detect and track faces, run the model on every face track and aggregate to one "
+            "calibrated probability per file (a file is fake if any face in it is fake). "
+            "Statuses: ok, no_face (score null), unreadable, unsupported."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", type=Path, help="videos, images, or folders of them")
+    p.add_argument("--checkpoint", type=Path, help="model checkpoint (.safetensors) made by vidfake")
+    p.add_argument("--json", action="store_true", help="print one JSON object per input instead of a table")
+    p.add_argument("--out", type=Path, help="also write results: .csv (path,score,label,status) or .jsonl (full records)")
+    p.add_argument("--submission", type=Path, help="write DFDC's submission.csv (filename,label with probabilities)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--frames", type=int, help="override the checkpoint's plan with uniform:N frames")
+    p.add_argument("--plan", help="override the checkpoint's sampling plan (uniform:N, clips:NxL[/S], every:K, all)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_run_score)
+
+
+NO_MODEL_MESSAGE = (
+    "no model is installed yet. Pass --checkpoint PATH with a vidfake checkpoint. To try the "
+    "whole path now, make an untrained one: `vidfake init-checkpoint model.safetensors`; a trained "
+    "default model will ship with a later release."
+)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from vidfake.checkpoint import CheckpointError
+    from vidfake.extract.dataset import ExtractError, collect_media
+    from vidfake.extract.sampling import PlanError, parse_plan
+    from vidfake.reports import write_results
+    from vidfake.scoring import Scorer
+
+    if args.checkpoint is None:
+        print(f"vidfake score: {NO_MODEL_MESSAGE}", file=sys.stderr)
+        return 2
+    plan = f"uniform:{args.frames}" if args.frames else args.plan
+    try:
+        if plan:
+            parse_plan(plan)
+        items = collect_media(args.inputs)
+        scorer = Scorer(args.checkpoint, device=args.device, plan=plan)
+    except (PlanError, ExtractError, CheckpointError) as error:
+        print(f"vidfake score: {error}", file=sys.stderr)
+        return 2
+    if not items:
+        print("vidfake score: no video or image files found in the inputs", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    verdicts = []
+    for item in tqdm(items, unit="file", disable=args.no_progress or len(items) < 2, dynamic_ncols=True):
+        verdict = scorer.score_image(item.path) if item.kind == "image" else scorer.score_video(item.path)
+        verdicts.append(verdict)
+        if args.json:
+            print(json.dumps(verdict.to_dict()), flush=True)
+    if not args.json:
+        _print_table(verdicts)
+    write_results(verdicts, csv_or_jsonl=args.out, submission=args.submission)
+    return 1 if any(v.status in ("unreadable", "unsupported") for v in verdicts) else 0
+
+
+def _print_table(verdicts) -> None:
+    width = max(len(v.path) for v in verdicts)
+    print(f"{'file':<{width}}  {'kind':<5}  {'status':<11}  {'score':>6}  label")
+    for v in verdicts:
+        score = f"{v.score:.3f}" if v.score is not None else "-"
+        print(f"{v.path:<{width}}  {v.kind:<5}  {v.status:<11}  {score:>6}  {v.label or '-'}")
+        for warning in v.warnings:
+            print(f"{'':<{width}}  warning: {warning}")
+        if v.error:
+            print(f"{'':<{width}}  error: {v.error}")
+
+
+def _add_init_checkpoint(sub: argparse._SubParsersAction) -> None:
+    from vidfake.temporal.config import ModelConfig
+
+    model = ModelConfig()
+    p = sub.add_parser(
+        "init-checkpoint",
+        help="write a randomly initialised (untrained) checkpoint to exercise the scoring path",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("out", type=Path, help="checkpoint file to write (.safetensors)")
+    p.add_argument("--backbone", default=model.backbone, help="timm model name")
+    p.add_argument("--input-size", type=int, default=model.input_size, help="face crop side fed to the model")
+    p.add_argument("--embed-dim", type=int, default=model.embed_dim)
+    p.add_argument("--layers", type=int, default=model.temporal_layers, help="temporal transformer layers")
+    p.add_argument("--no-sync", action="store_true", help="no audio-visual sync head")
+    p.add_argument("--plan", default="clips:4x8", help="sampling plan saved in the checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_init_checkpoint)
+
+
+def _run_init_checkpoint(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from vidfake.extract.pipeline import ExtractConfig
+    from vidfake.extract.sampling import PlanError
+    from vidfake.init_checkpoint import init_checkpoint
+    from vidfake.temporal.config import ModelConfig
+
+    try:
+        model = replace(
+            ModelConfig(), backbone=args.backbone, input_size=args.input_size, embed_dim=args.embed_dim,
+            temporal_layers=args.layers, sync=not args.no_sync,
+        )
+        path = init_checkpoint(args.out, model, ExtractConfig(plan=args.plan), seed=args.seed)
+    except (PlanError, RuntimeError, ValueError) as error:
+        print(f"vidfake init-checkpoint: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote untrained checkpoint {path} ({args.backbone}, {args.input_size}px, plan {args.plan})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidfake",
@@ -115,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vidfake {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_extract(sub)
+    _add_score(sub)
+    _add_init_checkpoint(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ frame where a predicted face is not confirmed gets the full search).
 """
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -58,7 +59,8 @@ class ExtractConfig:
         parse_plan(self.plan)  # fail early on a bad plan string
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON types (tuples become lists), as saved in records and checkpoints."""
+        return json.loads(json.dumps(asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict) -> ExtractConfig:

@@ -1,0 +1,132 @@
+"""``vidfake score`` and the scoring API end to end, with a tiny untrained checkpoint."""
+import csv
+import json
+import pickle
+
+import pytest
+
+from tests import media
+from vidfake.cli import main
+
+TINY_BACKBONE = "resnet10t"
+REQUIRED = {"path", "kind", "status", "score", "label", "threshold", "tracks", "timeline", "audio", "warnings", "timings", "model"}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from vidfake.extract.pipeline import ExtractConfig
+    from vidfake.init_checkpoint import init_checkpoint
+    from vidfake.temporal.config import ModelConfig
+
+    model = ModelConfig(backbone=TINY_BACKBONE, input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,
+                        mouth_size=32, sync_dim=32, sync_max_offset=3)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    return init_checkpoint(path, model, ExtractConfig(plan="clips:2x8"))
+
+
+def score_json(capsys, *args):
+    code = main(["score", *map(str, args), "--json", "--no-progress"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    return code, lines
+
+
+def test_video_verdict_has_every_field_and_sane_values(face_video, checkpoint, capsys):
+    code, (record,) = score_json(capsys, face_video.path, "--checkpoint", checkpoint)
+    assert code == 0
+    assert REQUIRED <= set(record)
+    assert record["kind"] == "video" and record["status"] == "ok"
+    assert 0 < record["score"] < 1 and record["label"] in ("FAKE", "REAL")
+    assert (record["label"] == "FAKE") == (record["score"] >= record["threshold"])
+    assert any("untrained" in w for w in record["warnings"])
+    # the face crosses the frame between the plan's two clips: one track, or one per clip
+    assert 1 <= len(record["tracks"]) <= 2
+    assert sum(t["frames"] for t in record["tracks"]) == 16
+    for track in record["tracks"]:
+        for box in (track["box_first"], track["box_median"], track["box_last"]):
+            x1, y1, x2, y2 = box
+            assert 0 <= x1 < x2 <= face_video.width and 0 <= y1 < y2 <= face_video.height
+        assert 0 < track["score"] < 1 and 0 < track["weight"] <= 1
+    assert record["timeline"] and all(0 <= t["time"] <= face_video.duration for t in record["timeline"])
+    assert all(t["score"] is None or 0 < t["score"] < 1 for t in record["timeline"])
+    assert record["audio"]["present"] is True and record["audio"]["used"] is True
+    assert all(isinstance(t["sync"]["offset_frames"], int) for t in record["tracks"])
+    assert {"decode", "detect", "model", "total"} <= set(record["timings"])
+    assert record["model"]["version"] == "untrained"
+
+
+def test_scores_are_deterministic(face_video, checkpoint):
+    from vidfake import Scorer
+
+    scorer = Scorer(checkpoint)
+    assert scorer.score_video(face_video.path).score == scorer.score_video(face_video.path).score
+
+
+def test_silent_video_skips_sync_and_says_why(media_dir, checkpoint, capsys):
+    clip = media.moving_face_video(media_dir / "quiet.mp4", n_frames=30, with_audio=False)
+    code, (record,) = score_json(capsys, clip.path, "--checkpoint", checkpoint)
+    assert code == 0 and record["status"] == "ok"
+    assert record["audio"] == {"present": False, "used": False, "reason": "the video has no audio stream"}
+
+
+def test_no_face_unreadable_and_image(tmp_path, empty_scene_video, checkpoint, capsys):
+    broken = media.not_a_video(tmp_path / "broken.mp4")
+    image = media.face_image(tmp_path / "face.jpg")
+    code, records = score_json(capsys, empty_scene_video.path, broken, image.path, "--checkpoint", checkpoint)
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in records}
+    assert code == 1  # one input was unreadable
+    no_face = by_name[empty_scene_video.path.name]
+    assert no_face["status"] == "no_face" and no_face["score"] is None and no_face["label"] is None
+    assert by_name["broken.mp4"]["status"] == "unreadable" and by_name["broken.mp4"]["score"] is None
+    assert by_name["face.jpg"]["kind"] == "image" and by_name["face.jpg"]["status"] == "ok"
+
+
+def test_results_csv_and_submission(tmp_path, face_video, empty_scene_video, checkpoint, capsys):
+    out, sub = tmp_path / "results.csv", tmp_path / "submission.csv"
+    code = main(["score", str(face_video.path), str(empty_scene_video.path), "--checkpoint", str(checkpoint),
+                 "--out", str(out), "--submission", str(sub), "--no-progress"])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "no_face" in table and "ok" in table
+    rows = list(csv.DictReader(out.open()))
+    assert [r["status"] for r in rows] == ["ok", "no_face"] and rows[1]["score"] == ""
+    subs = list(csv.DictReader(sub.open()))
+    assert [r["filename"] for r in subs] == [face_video.path.name] and 0 < float(subs[0]["label"]) < 1
+
+
+def test_without_checkpoint_says_no_model_is_installed(face_video, capsys):
+    assert main(["score", str(face_video.path)]) == 2
+    assert "no model is installed" in capsys.readouterr().err
+
+
+def test_a_pickle_checkpoint_is_refused_without_running_it(tmp_path, face_video, capsys):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.safetensors"
+    bad.write_bytes(pickle.dumps(Evil()))
+    assert main(["score", str(face_video.path), "--checkpoint", str(bad)]) == 2
+    assert not marker.exists()
+
+
+def test_python_api(face_video, checkpoint):
+    import vidfake
+
+    verdict = vidfake.score_video(face_video.path, checkpoint)
+    assert verdict.status == "ok" and verdict.kind == "video"
+
+
+@pytest.mark.slow
+def test_score_shared_fixtures(fixtures_dir, checkpoint, capsys):
+    code, records = score_json(capsys, fixtures_dir / "videos", fixtures_dir / "images", "--checkpoint", checkpoint)
+    assert code == 0
+    assert len(records) == 12
+    for record in records:
+        assert REQUIRED <= set(record)
+        assert record["status"] == "ok", record["path"]
+    kinds = {r["path"].rsplit("/", 1)[-1]: r["kind"] for r in records}
+    assert kinds["photo_paul_rudd.jpg"] == "image" and kinds["ffpp_004.mp4"] == "video"
+    no_audio = next(r for r in records if r["path"].endswith("ffpp_004.mp4"))
+    assert no_audio["audio"]["present"] is False

@@ -1,0 +1,40 @@
+"""Write scoring results to files: CSV, JSONL and DFDC's submission format."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from vidfake.scoring import Verdict
+
+
+def write_results(verdicts: Sequence[Verdict], csv_or_jsonl: Path | None = None, submission: Path | None = None) -> None:
+    if csv_or_jsonl is not None:
+        if csv_or_jsonl.suffix.lower() == ".jsonl":
+            with csv_or_jsonl.open("w", encoding="utf-8") as handle:
+                for verdict in verdicts:
+                    handle.write(json.dumps(verdict.to_dict()) + "\n")
+        else:
+            with csv_or_jsonl.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["path", "score", "label", "status"])
+                for v in verdicts:
+                    writer.writerow([v.path, "" if v.score is None else f"{v.score:.6f}", v.label or "", v.status])
+    if submission is not None:
+        write_submission(verdicts, submission)
+
+
+def write_submission(verdicts: Sequence[Verdict], path: Path) -> None:
+    """DFDC's ``filename,label`` with probabilities. Files without a score (no face,
+    unreadable) are left out and named on stderr: no score is invented for them."""
+    missing = [v.path for v in verdicts if v.score is None]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["filename", "label"])
+        for v in verdicts:
+            if v.score is not None:
+                writer.writerow([Path(v.path).name, f"{v.score:.6f}"])
+    if missing:
+        print(f"submission: {len(missing)} file(s) without a score left out: {', '.join(missing[:5])}", file=sys.stderr)

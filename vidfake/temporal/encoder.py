@@ -1,0 +1,158 @@
+"""Frame encoder: a timm backbone, a projection to ``embed_dim`` and a per-frame head.
+
+Input convention (the one place it is defined): frames are RGB, channels first,
+floats in [0, 1] (i.e. ``uint8 / 255``); uint8 tensors are accepted and divided by 255
+here. :meth:`FrameEncoder.normalize` then applies the backbone's own mean/std, taken from
+``timm.data.resolve_data_config({}, model=backbone)``. Callers never normalise.
+
+Weights are never downloaded: ``timm.create_model(..., pretrained=False)``; a local file
+named by ``ModelConfig.pretrained_path`` (``.safetensors`` or a ``torch.save`` state dict)
+is loaded strictly, shape by shape.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+from torch import Tensor, nn
+
+from vidfake.temporal.config import ModelConfig
+
+__all__ = ["FrameEncoder", "load_backbone_weights", "read_state_dict", "backbone_feature_dim"]
+
+_NESTED_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema")
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Read a local weights file: ``*.safetensors`` via safetensors, anything else via
+    ``torch.load(map_location="cpu", weights_only=True)``. A checkpoint dict wrapping the
+    weights under ``state_dict``/``model``/... is unwrapped, and a ``module.`` prefix
+    (DataParallel/DDP) is stripped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        data = load_file(str(path), device="cpu")
+    else:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(data).__name__}")
+    for key in _NESTED_KEYS:
+        inner = data.get(key)
+        if isinstance(inner, dict) and inner and all(isinstance(v, Tensor) for v in inner.values()):
+            data = inner
+            break
+    non_tensors = sorted(k for k, v in data.items() if not isinstance(v, Tensor))
+    if non_tensors:
+        raise ValueError(f"{path}: not a state dict, entries that are not tensors: {_short(non_tensors)}")
+    if data and all(k.startswith("module.") for k in data):
+        data = {k[len("module."):]: v for k, v in data.items()}
+    return data
+
+
+def _short(items: list[str], n: int = 20) -> str:
+    more = f" ... and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
+    """Load a local state dict into a timm backbone built with ``num_classes=0``.
+
+    Keys of the backbone's own classifier (``pretrained_cfg["classifier"]``, e.g. ``fc``,
+    ``classifier``, ``head.fc``) are dropped, since the backbone has none. Everything else
+    must match exactly: any missing key, unexpected key or shape mismatch raises a
+    ``ValueError`` that lists them all.
+    """
+    state = read_state_dict(path)
+    own = backbone.state_dict()
+    classifier = (getattr(backbone, "pretrained_cfg", None) or {}).get("classifier")
+    prefixes = [classifier] if isinstance(classifier, str) else list(classifier or [])
+    state = {
+        k: v for k, v in state.items()
+        if k in own or not any(k == p or k.startswith(p + ".") for p in prefixes)
+    }
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if state[k].shape != own[k].shape
+    )
+    if missing or unexpected or mismatched:
+        name = getattr(backbone, "default_cfg", {}).get("architecture", type(backbone).__name__)
+        lines = [f"weights file {path} does not fit backbone {name!r}:"]
+        if mismatched:
+            lines.append(f"  {len(mismatched)} shape mismatches: {_short(mismatched)}")
+        if missing:
+            lines.append(f"  {len(missing)} missing keys: {_short(missing)}")
+        if unexpected:
+            lines.append(f"  {len(unexpected)} unexpected keys: {_short(unexpected)}")
+        raise ValueError("\n".join(lines))
+    backbone.load_state_dict(state, strict=True)
+
+
+def backbone_feature_dim(backbone: nn.Module) -> int:
+    """Width of ``backbone(x)`` for a timm model built with ``num_classes=0`` (pooled
+    features, after any pre-logits layer: e.g. mobilenetv3's 1024, not its 288)."""
+    dim = getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", None)
+    if not dim:
+        raise ValueError(f"cannot tell the feature width of {type(backbone).__name__}")
+    return int(dim)
+
+
+def _create_backbone(config: ModelConfig) -> nn.Module:
+    kwargs = {}
+    try:
+        fixed = timm.models.get_pretrained_cfg_value(config.backbone, "fixed_input_size")
+    except Exception:  # noqa: BLE001 - unknown names fail just below with timm's message
+        fixed = False
+    if fixed:  # e.g. ViTs: position embeddings are sized for the input
+        kwargs["img_size"] = config.input_size
+    return timm.create_model(config.backbone, pretrained=False, num_classes=0, **kwargs)
+
+
+class FrameEncoder(nn.Module):
+    """``forward(frames (N,3,S,S) in [0,1]) -> (embeddings (N,D), frame_logits (N,))``.
+
+    ``S`` must equal ``config.input_size``. ``pretrained=False`` skips reading
+    ``config.pretrained_path`` (use it when a full checkpoint will overwrite the weights).
+    """
+
+    def __init__(self, config: ModelConfig, pretrained: bool = True):
+        super().__init__()
+        self.input_size = config.input_size
+        self.backbone = _create_backbone(config)
+        if pretrained and config.pretrained_path:
+            load_backbone_weights(self.backbone, config.pretrained_path)
+        data_config = timm.data.resolve_data_config({}, model=self.backbone)
+        # derived from the backbone name in the config, so not saved in the state dict
+        self.register_buffer("mean", torch.tensor(data_config["mean"]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(data_config["std"]).view(1, 3, 1, 1), persistent=False)
+        self.num_features = backbone_feature_dim(self.backbone)
+        self.embed_dim = config.embed_dim
+        self.dropout = nn.Dropout(config.frame_dropout)
+        self.proj = nn.Linear(self.num_features, config.embed_dim)
+        self.head = nn.Linear(config.embed_dim, 1)
+
+    def normalize(self, frames: Tensor) -> Tensor:
+        """[0,1] RGB floats (or uint8) -> the backbone's normalised input."""
+        if frames.dtype == torch.uint8:
+            frames = frames.float().div_(255.0)
+        elif not frames.is_floating_point():
+            raise TypeError(f"frames must be float in [0,1] or uint8, got {frames.dtype}")
+        return (frames - self.mean.to(frames.dtype)) / self.std.to(frames.dtype)
+
+    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"frames must be (N,3,S,S), got {tuple(frames.shape)}")
+        if frames.shape[-2:] != (self.input_size, self.input_size):
+            raise ValueError(
+                f"frames are {frames.shape[-2]}x{frames.shape[-1]}, the model expects "
+                f"{self.input_size}x{self.input_size} (ModelConfig.input_size)"
+            )
+        features = self.backbone(self.normalize(frames))
+        embeddings = self.proj(self.dropout(features))
+        return embeddings, self.head(embeddings).squeeze(-1)
