@@ -130,3 +130,22 @@ def test_score_shared_fixtures(fixtures_dir, checkpoint, capsys):
     assert kinds["photo_paul_rudd.jpg"] == "image" and kinds["ffpp_004.mp4"] == "video"
     no_audio = next(r for r in records if r["path"].endswith("ffpp_004.mp4"))
     assert no_audio["audio"]["present"] is False
+
+
+def test_checkpoint_round_trip_gives_bit_identical_model_outputs(checkpoint):
+    import torch
+
+    from vidfake.checkpoint import load_checkpoint, save_checkpoint
+    from vidfake.scoring import Scorer
+
+    first = Scorer(checkpoint).model
+    saved = load_checkpoint(checkpoint)
+    copy_path = save_checkpoint(checkpoint.with_name("copy.safetensors"), first.state_dict(), saved.config)
+    second = Scorer(copy_path).model
+    torch.manual_seed(1)
+    frames, times = torch.rand(2, 8, 3, 64, 64), torch.arange(8.0).repeat(2, 1) / 25
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[1, 5:] = False
+    with torch.inference_mode():
+        a, b = first(frames, times, mask), second(frames, times, mask)
+    assert torch.equal(a.clip_logit, b.clip_logit) and torch.equal(a.frame_logits, b.frame_logits)
