@@ -226,6 +226,120 @@ def _run_init_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a detector on a labelled set: AUC, log loss, TPR@FPR, per-group report",
+        description=(
+            "Score a labelled set (a folder with DFDC metadata.json parts, the FaceForensics++ layout, "
+            "a CSV with path,label[,groups...], or an image set in img_name,target form) into "
+            "REPORT_DIR/predictions.csv (resumable), then write metrics.json, roc.png, scores.png, "
+            "reliability.png, report.md and submission files. --predictions recomputes everything "
+            "from a predictions file; --compare puts two detectors side by side."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("dataset", nargs="?", type=Path, help="folder or CSV to evaluate on")
+    p.add_argument("--checkpoint", type=Path, help="model checkpoint (needed unless --predictions/--compare)")
+    p.add_argument("--out", type=Path, required=True, help="report folder")
+    p.add_argument("--predictions", type=Path, help="recompute the report from this predictions.csv, no scoring")
+    p.add_argument("--compare", nargs=2, type=Path, metavar=("A.csv", "B.csv"), help="compare two predictions files")
+    p.add_argument("--frame-level", action="store_true", help="also write per-frame predictions and frame metrics")
+    p.add_argument("--missing", choices=["exclude", "prior"], default="exclude",
+                   help="files without a score: leave out of the metrics, or score at the set's fake fraction")
+    p.add_argument("--clip", type=float, help="log-loss probability clipping (default: DFDC's)")
+    p.add_argument("--threshold", type=float, help="decision threshold (default: the checkpoint's, or 0.5)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--json", action="store_true", help="print metrics.json")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from vidfake.checkpoint import CheckpointError
+    from vidfake.eval.datasets import load_eval_set
+    from vidfake.eval.evaluate import EvalError, score_set
+    from vidfake.eval.outputs import EvalSettings, build_report, compare_predictions
+    from vidfake.extract.labels import LabelError
+
+    try:
+        if args.compare:
+            result = compare_predictions(*args.compare, args.out, n_boot=args.bootstrap)
+            diff = result["auc_difference"]
+            print(json.dumps(result, indent=2) if args.json else (
+                f"{result['files_compared']} files: AUC A {result['a']['auc']:.4f}, B {result['b']['auc']:.4f}, "
+                f"A - B = {diff['difference']:+.4f} (95% CI {diff['low']:+.4f} .. {diff['high']:+.4f})"))
+            return 0
+        if args.predictions:
+            pred_path = args.predictions
+            settings = EvalSettings.load(pred_path.parent) or EvalSettings()
+        else:
+            if args.dataset is None or args.checkpoint is None:
+                print("vidfake eval: give DATASET and --checkpoint (or --predictions / --compare)", file=sys.stderr)
+                return 2
+            from vidfake.scoring import Scorer
+
+            eval_set = load_eval_set(args.dataset)
+            if not eval_set.items:
+                raise EvalError(f"{args.dataset}: no labelled video or image found")
+            for note in eval_set.notes:
+                print(f"note: {note}", file=sys.stderr)
+            scorer = Scorer(args.checkpoint, device=args.device)
+            settings = EvalSettings(threshold=scorer.aggregation.threshold, checkpoint=scorer.model_info["name"],
+                                    checkpoint_version=scorer.model_info["version"])
+            args.out.mkdir(parents=True, exist_ok=True)
+            pred_path = score_set(eval_set, scorer, args.out, frames=args.frame_level, progress=not args.no_progress)
+        settings = replace(
+            settings, policy=args.missing, n_boot=args.bootstrap,
+            **({"clip": args.clip} if args.clip is not None else {}),
+            **({"threshold": args.threshold} if args.threshold is not None else {}),
+        )
+        args.out.mkdir(parents=True, exist_ok=True)
+        settings.save(args.out)
+        metrics = build_report(pred_path, args.out, settings)
+    except (EvalError, LabelError, CheckpointError, ValueError, FileNotFoundError) as error:
+        print(f"vidfake eval: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(metrics, indent=2, default=float))
+    else:
+        v, c = metrics["video"], metrics["coverage"]
+        print(f"{c['scored']} of {c['total']} files scored ({c['total'] - c['scored']} without a score, policy {c['policy']})")
+        print(f"AUC {v['auc']:.4f} [{v['auc_ci'][0]:.4f}, {v['auc_ci'][1]:.4f}]  log loss {v['log_loss']:.4f}  "
+              f"TPR@FPR=1e-3 {v['tpr_at_fpr_1e-3']:.3f}  EER {v['eer']:.3f}  accuracy {v['accuracy']:.3f}")
+        print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="fit the checkpoint's temperature on validation predictions and write a new checkpoint",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint the predictions were made with")
+    p.add_argument("--predictions", type=Path, required=True, help="predictions.csv from vidfake eval on a validation set")
+    p.add_argument("--out", type=Path, required=True, help="new checkpoint file")
+    p.set_defaults(func=_run_calibrate)
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from vidfake.calibrate import CalibrationError, calibrate_checkpoint
+    from vidfake.checkpoint import CheckpointError
+
+    try:
+        result = calibrate_checkpoint(args.checkpoint, args.predictions, args.out)
+    except (CalibrationError, CheckpointError, FileNotFoundError) as error:
+        print(f"vidfake calibrate: {error}", file=sys.stderr)
+        return 2
+    print(f"temperature {result['temperature_before']:.4g} -> {result['temperature']:.4g} on {result['n']} files; "
+          f"log loss {result['log_loss_before']:.4f} -> {result['log_loss_after']:.4f}; wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidfake",
@@ -236,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract(sub)
     _add_score(sub)
     _add_init_checkpoint(sub)
+    _add_eval(sub)
+    _add_calibrate(sub)
     return parser
 
 

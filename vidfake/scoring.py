@@ -34,9 +34,11 @@ class Verdict:
     kind: str  # "video" or "image"
     status: str  # "ok", "no_face", "unreadable", "unsupported"
     score: float | None  # probability the file is fake; None unless status is "ok"
+    logit: float | None  # the video logit before temperature calibration (for `vidfake calibrate`)
     label: str | None  # "FAKE" / "REAL"; None unless status is "ok"
     threshold: float
     model: dict
+    media: dict = field(default_factory=dict)  # width, height (and fps, duration, has_audio for videos)
     tracks: list[dict] = field(default_factory=list)
     timeline: list[dict] = field(default_factory=list)
     audio: dict = field(default_factory=dict)
@@ -96,7 +98,8 @@ class Scorer:
         warnings = extra.pop("warnings", [])
         if self.untrained:
             warnings = ["the checkpoint is randomly initialised (untrained): scores are meaningless", *warnings]
-        return Verdict(str(path), kind, status, None, None, self.aggregation.threshold, self.model_info, warnings=warnings, **extra)
+        return Verdict(str(path), kind, status, None, None, None, self.aggregation.threshold, self.model_info,
+                       warnings=warnings, **extra)
 
     def _score(self, path: Path, kind: str) -> Verdict:
         start = time.perf_counter()
@@ -107,10 +110,11 @@ class Scorer:
         except DecodeError as error:
             return self._verdict(path, kind, "unreadable", error=str(error), timings=_since(start))
         timings = {"decode": faces.timings.get("decode", 0.0), "detect": faces.timings.get("detect", 0.0)}
+        media = _media_summary(faces)
         audio_info, audio = self._audio(path, faces)
         if not faces.faces:
             timings["total"] = time.perf_counter() - start
-            return self._verdict(path, kind, "no_face", audio=audio_info, warnings=faces.warnings, timings=timings)
+            return self._verdict(path, kind, "no_face", media=media, audio=audio_info, warnings=faces.warnings, timings=timings)
 
         model_start = time.perf_counter()
         evidence, tracks, frame_probs = [], [], {}
@@ -131,9 +135,10 @@ class Scorer:
             best = max(sync_results, key=lambda s: s["confidence"])
             audio_info.update(used=True, sync_confidence=best["confidence"], offset_frames=best["offset_frames"])
         timings["total"] = time.perf_counter() - start
-        verdict = self._verdict(path, kind, "ok", tracks=tracks, timeline=timeline, audio=audio_info,
+        verdict = self._verdict(path, kind, "ok", media=media, tracks=tracks, timeline=timeline, audio=audio_info,
                                 warnings=faces.warnings, timings={k: round(v, 4) for k, v in timings.items()})
         verdict.score = decision.score
+        verdict.logit = decision.logit
         verdict.label = decision.label
         return verdict
 
@@ -254,6 +259,14 @@ def _to_tensor(crops: np.ndarray, size: int) -> torch.Tensor:
     if tensor.shape[-1] != size:
         tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return tensor
+
+
+def _media_summary(faces: MediaFaces) -> dict:
+    info = faces.info
+    summary = {"width": info.width, "height": info.height}
+    if faces.kind == "video":
+        summary.update(fps=round(info.fps, 3), duration=round(info.duration, 3), has_audio=info.has_audio)
+    return summary
 
 
 def _timeline(faces: MediaFaces, frame_probs: dict[int, float]) -> list[dict]:

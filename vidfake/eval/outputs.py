@@ -1,0 +1,119 @@
+"""Everything ``vidfake eval`` writes next to ``predictions.csv``: metrics.json, the
+plots, report.md and the submission files, all derived from the predictions alone."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vidfake.eval.evaluate import (
+    evaluate_predictions,
+    read_predictions,
+    roc_points,
+    save_json,
+    scored_rows,
+    write_submissions,
+)
+from vidfake.eval.metrics import DFDC_CLIP, paired_bootstrap_difference, roc_auc
+from vidfake.eval.plots import expected_calibration_error, plot_reliability, plot_roc, plot_score_histograms
+from vidfake.eval.report import write_report
+
+SETTINGS_FILE = "eval_settings.json"
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    threshold: float = 0.5
+    clip: float = DFDC_CLIP
+    policy: str = "exclude"
+    n_boot: int = 1000
+    checkpoint: str = ""
+    checkpoint_version: str = ""
+
+    def save(self, out_dir: Path) -> None:
+        (out_dir / SETTINGS_FILE).write_text(json.dumps(self.__dict__, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> EvalSettings | None:
+        path = folder / SETTINGS_FILE
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+def build_report(pred_path: Path, out_dir: Path, settings: EvalSettings, title: str = "vidfake evaluation") -> dict:
+    """Compute every number from ``pred_path`` and write the report folder."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = read_predictions(pred_path)
+    frame_path = pred_path.with_name("predictions_frames.csv")
+    frame_rows = read_predictions(frame_path) if frame_path.exists() else None
+    metrics = evaluate_predictions(rows, settings.threshold, settings.clip, settings.policy, settings.n_boot, frame_rows)
+    scored = scored_rows(rows, settings.policy)
+    metrics["video"]["ece"] = expected_calibration_error(scored.labels, scored.scores)
+    metrics["settings"] = settings.__dict__
+    plots = {
+        "ROC": plot_roc(_curves(rows, frame_rows, settings.policy), out_dir / "roc.png",
+                        aucs=_aucs(metrics)).name,
+        "Scores by class": plot_score_histograms(scored.labels, scored.scores, out_dir / "scores.png",
+                                                 settings.threshold).name,
+        "Reliability": plot_reliability(scored.labels, scored.scores, out_dir / "reliability.png").name,
+    }
+    metrics["submissions"] = [p.name for p in write_submissions(rows, out_dir, settings.policy)]
+    save_json(metrics, out_dir / "metrics.json")
+    write_report(
+        out_dir / "report.md", title=title, metrics=metrics["video"], groups=metrics["groups"],
+        worst_false_positives=metrics["worst_false_positives"],
+        worst_false_negatives=metrics["worst_false_negatives"],
+        coverage=metrics["coverage"], settings=settings.__dict__, plots=plots,
+    )
+    return metrics
+
+
+def _curves(rows, frame_rows, policy) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    curves = {"video": roc_points(rows, policy)}
+    if frame_rows:
+        try:
+            curves["frame"] = roc_points([{**r, "status": "ok"} for r in frame_rows], "exclude")
+        except ValueError:
+            pass  # one class among frames: no frame curve
+    return curves
+
+
+def _aucs(metrics: dict) -> dict[str, float]:
+    aucs = {"video": metrics["video"]["auc"]}
+    if "frame" in metrics and "auc" in metrics["frame"]:
+        aucs["frame"] = metrics["frame"]["auc"]
+    return aucs
+
+
+def compare_predictions(a_path: Path, b_path: Path, out_dir: Path, n_boot: int = 1000) -> dict:
+    """Two detectors on the files both scored: AUCs, the difference and its paired
+    bootstrap interval, and both ROC curves in one plot."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    a = {r["path"]: r for r in read_predictions(a_path) if r["score"] != ""}
+    b = {r["path"]: r for r in read_predictions(b_path) if r["score"] != ""}
+    common = sorted(set(a) & set(b))
+    if not common:
+        raise ValueError(f"{a_path} and {b_path} have no scored file in common")
+    mismatched = [p for p in common if a[p]["label"] != b[p]["label"]]
+    if mismatched:
+        raise ValueError(f"labels differ between the two files for {len(mismatched)} file(s), e.g. {mismatched[0]}")
+    labels = np.asarray([int(a[p]["label"]) for p in common])
+    scores_a = np.asarray([float(a[p]["score"]) for p in common])
+    scores_b = np.asarray([float(b[p]["score"]) for p in common])
+    diff = paired_bootstrap_difference(roc_auc, labels, scores_a, scores_b, n_boot=n_boot)
+    names = (f"A: {a_path.parent.name}/{a_path.name}", f"B: {b_path.parent.name}/{b_path.name}")
+    result = {
+        "files_compared": len(common),
+        "only_in_a": len(set(a) - set(b)),
+        "only_in_b": len(set(b) - set(a)),
+        "a": {"predictions": str(a_path), "auc": roc_auc(labels, scores_a)},
+        "b": {"predictions": str(b_path), "auc": roc_auc(labels, scores_b)},
+        "auc_difference": diff,
+    }
+    rows_a = [{"label": a[p]["label"], "score": a[p]["score"]} for p in common]
+    rows_b = [{"label": b[p]["label"], "score": b[p]["score"]} for p in common]
+    plot_roc({names[0]: roc_points(rows_a), names[1]: roc_points(rows_b)}, out_dir / "roc_compare.png",
+             aucs={names[0]: result["a"]["auc"], names[1]: result["b"]["auc"]}, title="ROC: A vs B")
+    save_json(result, out_dir / "compare.json")
+    return result
