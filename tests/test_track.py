@@ -77,3 +77,24 @@ def test_allowed_motion_grows_with_frames_unseen():
     two_steps = [dets(box_at(0, 0)), dets(), dets(box_at(150, 0))]
     (track,) = build_tracks(np.arange(3), np.arange(3) / 25, two_steps, NO_SMOOTHING)
     assert track.detected.tolist() == [True, False, True]
+
+
+def test_chains_that_take_turns_on_one_face_are_merged():
+    from vidfake.extract.track import _Chain, _merge_interleaved
+
+    def chain(chain_id, steps, xs):
+        boxes = [np.asarray(box_at(x, 0), np.float32) for x in xs]
+        return _Chain(chain_id, list(steps), boxes, [np.zeros((5, 2), np.float32)] * len(xs), [0.99] * len(xs))
+
+    # one face moving right, its detections shared out between two chains
+    a, b = chain(0, [0, 2, 4, 6], [0, 40, 80, 120]), chain(1, [1, 3, 5], [20, 60, 100])
+    other = chain(2, [0, 1, 2], [600, 600, 600])  # someone else at the same time
+    merged = _merge_interleaved([a, b, other], TrackerConfig())
+    assert [c.steps for c in merged] == [[0, 1, 2, 3, 4, 5, 6], [0, 1, 2]]
+    assert [float(box[0]) for box in merged[0].boxes] == [0, 20, 40, 60, 80, 100, 120]
+
+
+def test_two_people_seen_together_are_never_merged():
+    frames = [dets(box_at(0, 0), box_at(40, 0)) for _ in range(6)]  # heavily overlapping, but both on every frame
+    tracks = build_tracks(np.arange(6), np.arange(6) / 25, frames, NO_SMOOTHING)
+    assert len(tracks) == 2

@@ -23,7 +23,8 @@ from vidfake.extract.video import AudioTrack, DecodeError, VideoInfo, read_audio
 from vidfake.temporal import ModelConfig, create_model
 from vidfake.temporal.aggregate import AggregationConfig, TrackEvidence, aggregate, calibrated_probability
 
-CLIPS_PER_BATCH = 8  # clips through the model at once: bounds memory for long plans
+FRAMES_PER_BATCH = 64  # face crops through the model at once: bounds memory whatever the plan
+MAX_CLIP_FRAMES = 32  # plans without clips (uniform, every, all) are cut into clips this long
 
 
 @dataclass
@@ -205,16 +206,18 @@ class Scorer:
         }
 
     def _clip_batches(self, face: FaceClip, faces: MediaFaces) -> Iterator[_ClipBatch]:
-        """The track's frames grouped by the plan's clips (one clip for other plans)."""
+        """The track's frames grouped by the plan's clips; other plans are cut into runs of
+        at most ``MAX_CLIP_FRAMES``, so model memory does not grow with a video's length."""
         track = face.track
-        if faces.kind == "video":
-            groups = parse_plan(faces.plan).clip_groups(faces.info.num_frames)
+        plan = parse_plan(faces.plan) if faces.kind == "video" else None
+        if plan is not None and plan.kind == "clips":
+            groups = plan.clip_groups(faces.info.num_frames)
+            clips = [c for c in (np.flatnonzero(np.isin(track.frame_indices, g)) for g in groups) if c.size]
         else:
-            groups = [np.zeros(1, np.int64)]
-        clips = [np.flatnonzero(np.isin(track.frame_indices, g)) for g in groups]
-        clips = [c for c in clips if c.size] or [np.arange(len(track))]
-        for start in range(0, len(clips), CLIPS_PER_BATCH):
-            yield self._pad(face, clips[start : start + CLIPS_PER_BATCH])
+            clips = np.array_split(np.arange(len(track)), -(-len(track) // MAX_CLIP_FRAMES))
+        per_batch = max(1, FRAMES_PER_BATCH // max(len(c) for c in clips))
+        for start in range(0, len(clips), per_batch):
+            yield self._pad(face, clips[start : start + per_batch])
 
     def _pad(self, face: FaceClip, clips: list[np.ndarray]) -> _ClipBatch:
         length = max(len(c) for c in clips)

@@ -50,7 +50,7 @@ class ExtractConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     crop: CropConfig = field(default_factory=CropConfig)
     decoder: Backend = "auto"
-    max_buffer_mb: int = 1024  # full-resolution frames held at once
+    max_buffer_mb: int = 512  # full-resolution frames held at once
     max_pixels: int = 8192 * 4352  # refuse larger frames (8K UHD passes) rather than exhaust memory
     largest_face_only: bool = False
     mouths: bool = True

@@ -28,6 +28,7 @@ class TrackerConfig:
     min_track_fraction: float = 0.1  # ... or seen on fewer than this fraction of the sampled frames
     min_face_size: float = 24.0  # pixels at full resolution, median box side
     smoothing_sigma_s: float = 0.1  # Gaussian smoothing of boxes over time, seconds
+    duplicate_iou: float = 0.5  # tracks that take turns on one face (median IoU over their overlap) are merged
 
 
 @dataclass
@@ -152,7 +153,40 @@ def link_detections(detections: Sequence[FrameDetections], config: TrackerConfig
         for di in range(len(found)):
             if di not in taken:
                 chains.append(_Chain(len(chains), [step], [found.boxes[di]], [found.landmarks[di]], [float(found.scores[di])]))
-    return chains
+    return _merge_interleaved(chains, config)
+
+
+def _merge_interleaved(chains: list[_Chain], config: TrackerConfig) -> list[_Chain]:
+    """Merge chains that took turns on one face.
+
+    With sparse sampling a fast face can be farther from its own chain's last box than
+    allowed, start a second chain, and the two then share its detections: two tracks of
+    one person over the same time. Two chains are one face when they were never seen on
+    the same frame (two people are) and their boxes overlap where their spans overlap."""
+    merged: list[_Chain] = []
+    for chain in chains:
+        target = next((m for m in merged if _took_turns(m, chain, config)), None)
+        if target is None:
+            merged.append(chain)
+            continue
+        order = np.argsort(target.steps + chain.steps, kind="stable")
+        for name in ("steps", "boxes", "landmarks", "scores"):
+            values = getattr(target, name) + getattr(chain, name)
+            setattr(target, name, [values[i] for i in order])
+    return merged
+
+
+def _took_turns(a: _Chain, b: _Chain, config: TrackerConfig) -> bool:
+    if set(a.steps) & set(b.steps):
+        return False
+    lo, hi = max(a.steps[0], b.steps[0]), min(a.steps[-1], b.steps[-1])
+    probe = np.asarray([s for s in sorted(set(a.steps) | set(b.steps)) if lo <= s <= hi], np.float64)
+    if probe.size < 2:
+        return False  # one after the other, not at the same time: linking's business
+    boxes_a, boxes_b = (
+        np.stack([np.interp(probe, c.steps, np.asarray(c.boxes)[:, k]) for k in range(4)], axis=1) for c in (a, b)
+    )
+    return float(np.median(np.diag(box_iou(boxes_a, boxes_b)))) >= config.duplicate_iou
 
 
 def _interpolate(steps: np.ndarray, values: np.ndarray, times: np.ndarray, all_steps: np.ndarray) -> np.ndarray:

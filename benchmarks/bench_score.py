@@ -1,0 +1,503 @@
+"""CPU benchmark of the scoring path (``vidfake.scoring.Scorer``): speed per clip and peak
+memory on long videos.
+
+Run from the repository root with the project's environment::
+
+    .venv/bin/python benchmarks/bench_score.py            # full run (about 12-15 min on 2 cores)
+    .venv/bin/python benchmarks/bench_score.py --quick    # 1 timed run, one fixture clip, 0.5/1 min videos
+    .venv/bin/python benchmarks/bench_score.py --minutes 1 3 5 --video-dir /tmp/vids   # keep the long videos
+
+It writes one JSON file (default ``benchmarks/results/score_cpu.json``) and prints a short
+table. What is measured:
+
+1. Speed: ``Scorer(ckpt).score_video(clip)`` end to end (decode + detect + track/crop +
+   audio + model + aggregate) for two untrained checkpoints made with
+   ``vidfake.init_checkpoint`` and the ``clips:4x8`` plan (``CHECKPOINTS``: the default
+   ``tf_efficientnet_lite0`` at 224 px and ``mobilenetv3_small_050`` at 128 px). Clips: the
+   fixtures in ``<repo>/../shared/fixtures/videos`` (``CLIPS``; missing ones are skipped)
+   and a synthetic 10 s 1080p clip (textured panning background, a face moving across,
+   libx264 veryfast crf 23). One warm-up per clip, then the median of ``--reps`` runs,
+   with the verdict's stage timings (decode, detect, model, total) and the rest of the
+   total split into the extractor's track/crop stages and reading the audio.
+2. Memory: 720p clips of ``--minutes`` (default 1, 3, 5, 10) minutes with a moving face on a
+   smooth background and a tone (libx264 ultrafast crf 28; frames are made one at a
+   time, never held), each scored in a fresh subprocess with the checkpoint's plan
+   (``clips:4x8``) and with ``plan="every:30"`` (a frame a second, so the number of frames
+   grows with length). The child reports its peak RSS (``VmHWM``; see ``peak_rss_kib`` for
+   why not ``ru_maxrss``, which is recorded too) after loading the model, after extraction
+   and at the end, plus what the extraction kept (sampled frames, crop bytes); the parent
+   also samples the child's RSS
+   and kills it above ``--mem-cap-gb`` (default 10) so a runaway case cannot take the
+   shared machine down.
+
+Timings are wall-clock on a shared, noisy machine: the JSON records the load average
+before and after each section, the git commit and whether files under ``vidfake/`` were
+modified in the working tree when the run started.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from vidfake.extract.pipeline import ExtractConfig
+from vidfake.init_checkpoint import init_checkpoint
+from vidfake.scoring import Scorer
+from vidfake.temporal.config import ModelConfig
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos"
+CLIPS = ["dfdc_lynaeydofd.mp4", "dfdc_yhffcuhhjy.mp4", "street_multiface.mp4"]
+PLAN = "clips:4x8"
+CHECKPOINTS = {
+    "lite0_224": ModelConfig(backbone="tf_efficientnet_lite0", input_size=224),
+    "mnv3s050_128": ModelConfig(backbone="mobilenetv3_small_050", input_size=128),
+}
+MEMORY_CHECKPOINT = "lite0_224"
+MEMORY_PLANS = [None, "every:30"]  # None: the checkpoint's own plan
+FPS = 30
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine_info() -> dict:
+    from importlib.metadata import version
+
+    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "")
+    mem_total = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")), 0)
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "mem_total_gib": round(mem_total / 2**20, 1),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "timm": version("timm"),
+        "pyav": av.__version__,
+        "numpy": np.__version__,
+        "load_average_start": load(),
+    }
+
+
+def media_helpers():
+    """``tests/media.py`` (head patch with its face box, sine tone), loaded by file path."""
+    name = "vidfake_test_media"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "media.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while it executes
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+# --------------------------------------------------------------------------- synthetic videos
+
+
+def textured_background(width: int, height: int, detail: bool, seed: int = 0) -> np.ndarray:
+    """Smooth random colour blobs; ``detail`` adds a fine pattern that costs bits to encode."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(40, 216, size=(height // 24 + 1, width // 24 + 1, 3), dtype=np.uint8)
+    texture = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC)).astype(np.int16)
+    if detail:
+        y, x = np.mgrid[0:height, 0:width]
+        texture += (12 * np.sin(x / 5.0) * np.sin(y / 4.0)).astype(np.int16)[..., None]
+    return np.clip(texture, 0, 255).astype(np.uint8)
+
+
+def face_position(i: int, fps: int, width: int, height: int, pw: int, ph: int) -> tuple[int, int]:
+    """Top-left corner of the head patch in frame ``i``: a sweep back and forth every 8 s,
+    bobbing up and down."""
+    t = i / fps
+    phase = (t / 8.0) % 2.0
+    u = phase if phase < 1 else 2 - phase
+    x = int(round(40 + (width - pw - 80) * u))
+    y = int(round((height - ph) / 2 + 0.25 * (height - ph) * np.sin(2 * np.pi * t / 5.0)))
+    return x, y
+
+
+def write_synthetic(path: Path, seconds: float, size: tuple[int, int], face_height: int,
+                    preset: str, crf: int, pan: bool, audio: bool = True) -> Path:
+    """An H.264 mp4 (+ AAC tone) of a face moving over a background, written frame by frame:
+    memory stays at one frame however long the video. ``pan`` moves the background too
+    (realistic encode/decode cost) instead of keeping it still (cheap, fast to write)."""
+    media = media_helpers()
+    width, height = size
+    pad = 240 if pan else 0
+    back = textured_background(width + pad, height + pad, detail=pan)
+    patch, _ = media.head_patch(face_height)
+    ph, pw = patch.shape[:2]
+    n = int(round(seconds * FPS))
+    rate = media.SAMPLE_RATE
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": preset, "crf": str(crf)}
+        sound = None
+        if audio:
+            sound = container.add_stream("aac", rate=rate)
+            sound.layout = "mono"
+            tone = media.sine_tone(1.0)  # exactly one second: 440 Hz repeats seamlessly
+        for i in range(n):
+            t = i / max(n - 1, 1)
+            ox, oy = (int(round(pad * t)), int(round(pad / 2 * (1 + np.sin(2 * np.pi * t))))) if pan else (0, 0)
+            frame = back[oy : oy + height, ox : ox + width].copy()
+            x, y = face_position(i, FPS, width, height, pw, ph)
+            frame[y : y + ph, x : x + pw] = patch
+            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            if sound is not None and i % FPS == 0:  # one second of audio per second of video
+                chunk = av.AudioFrame.from_ndarray(tone[None, :], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts, chunk.time_base = rate, (i // FPS) * rate, Fraction(1, rate)
+                container.mux(sound.encode(chunk))
+        container.mux(video.encode(None))
+        if sound is not None:
+            container.mux(sound.encode(None))
+    return path
+
+
+def synthetic_1080p(folder: Path) -> Path:
+    return write_synthetic(folder / "synthetic_1080p_10s.mp4", 10.0, (1920, 1080), 240, "veryfast", 23, pan=True)
+
+
+def long_720p(folder: Path, minutes: float) -> tuple[Path, float]:
+    """A 720p clip of ``minutes`` (reused if ``folder`` already has it); returns the seconds
+    spent writing it (0 when reused)."""
+    path = folder / f"long_720p_{minutes:g}min.mp4"
+    if path.exists() and path.stat().st_size > 0:
+        return path, 0.0
+    start = time.perf_counter()
+    partial = path.with_suffix(".partial.mp4")
+    write_synthetic(partial, minutes * 60, (1280, 720), 160, "ultrafast", 28, pan=False)
+    partial.rename(path)
+    return path, time.perf_counter() - start
+
+
+def clip_info(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return {"size": f"{stream.width}x{stream.height}", "fps": round(float(stream.average_rate or 0), 3),
+                "duration_s": round(float(container.duration or 0) / 1e6, 2),
+                "audio": bool(container.streams.audio), "mib": round(path.stat().st_size / 2**20, 2)}
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def make_checkpoints(folder: Path) -> dict[str, Path]:
+    return {name: init_checkpoint(folder / f"{name}.safetensors", model, ExtractConfig(plan=PLAN))
+            for name, model in CHECKPOINTS.items()}
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS in KiB: ``VmHWM``, the high-water mark of its own address
+    space. ``ru_maxrss`` is no use in a child: Linux carries the parent's peak across
+    fork + exec, so a child of a 1.5 GiB parent starts at 1.5 GiB whatever it does."""
+    import resource
+
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def instrument(scorer: Scorer) -> dict:
+    """Wrap this scorer's extraction and audio read (on the instance only) to record what
+    the verdict's timings leave out: the extractor's own stage times, the audio read, what
+    the extraction kept and the peak RSS when it ended. Returns the dict it fills."""
+    record: dict = {}
+    extract, audio = scorer.extractor.extract_video, scorer._audio
+
+    def extract_video(path):
+        faces = extract(path)
+        record["extract_timings"] = {k: round(v, 4) for k, v in faces.timings.items()}
+        record["sampled_frames"] = int(len(faces.frame_indices))
+        record["face_frames"] = [len(f.track) for f in faces.faces]
+        record["crops_mib"] = round(sum(f.crops.nbytes + (0 if f.mouths is None else f.mouths.nbytes)
+                                        for f in faces.faces) / 2**20, 2)
+        record["peak_rss_after_extract_kib"] = peak_rss_kib()
+        return faces
+
+    def read_audio(path, faces):
+        start = time.perf_counter()
+        result = audio(path, faces)
+        record["audio_s"] = round(time.perf_counter() - start, 4)
+        return result
+
+    scorer.extractor.extract_video, scorer._audio = extract_video, read_audio
+    return record
+
+
+# --------------------------------------------------------------------------- 1. speed
+
+
+def score_once(scorer: Scorer, record: dict, path: Path) -> dict:
+    start = time.perf_counter()
+    verdict = scorer.score_video(path)
+    wall = time.perf_counter() - start
+    stages = dict(verdict.timings)
+    extra = record.get("extract_timings", {})
+    stages["track"], stages["crop"] = extra.get("track", 0.0), extra.get("crop", 0.0)
+    stages["audio"] = record.get("audio_s", 0.0)
+    named = sum(stages.get(k, 0.0) for k in ("decode", "detect", "model", "track", "crop", "audio"))
+    stages["other"] = round(stages.get("total", wall) - named, 4)
+    return {"wall_s": wall, "stages": stages, "verdict": verdict}
+
+
+def time_clip(scorer: Scorer, record: dict, path: Path, reps: int) -> dict:
+    """One warm-up, then ``reps`` runs; the run with the median wall time is reported."""
+    score_once(scorer, record, path)
+    runs = sorted((score_once(scorer, record, path) for _ in range(reps)), key=lambda r: r["wall_s"])
+    median = runs[len(runs) // 2]
+    verdict = median["verdict"]
+    return {
+        "median_s": round(statistics.median(r["wall_s"] for r in runs), 3),
+        "runs_s": [round(r["wall_s"], 3) for r in runs],
+        "stages_s": {k: round(v, 3) for k, v in median["stages"].items()},
+        "status": verdict.status,
+        "score": None if verdict.score is None else round(verdict.score, 4),
+        "tracks": len(verdict.tracks),
+        "track_frames": [t["frames"] for t in verdict.tracks],
+        "clips_per_track": [t["clips"] for t in verdict.tracks],
+        "audio": verdict.audio,
+        "sampled_frames": record.get("sampled_frames"),
+    }
+
+
+def bench_speed(checkpoints: dict[str, Path], clips: dict[str, Path], reps: int) -> dict:
+    out = {}
+    for name, ckpt in checkpoints.items():
+        scorer = Scorer(ckpt)
+        record = instrument(scorer)
+        out[name] = {}
+        for clip, path in clips.items():
+            out[name][clip] = time_clip(scorer, record, path, reps)
+            print(f"  {name:14s} {clip:28s} {out[name][clip]['median_s']:6.2f} s", flush=True)
+    return out
+
+
+# --------------------------------------------------------------------------- 2. memory
+
+CHILD = r"""
+import json, os, resource, sys, time
+import torch
+torch.set_num_threads(os.cpu_count())
+sys.path.insert(0, sys.argv[4])
+from bench_score import instrument, peak_rss_kib as rss
+from vidfake.scoring import Scorer
+ckpt, video, plan = sys.argv[1], sys.argv[2], sys.argv[3] or None
+out = {"peak_rss_after_import_kib": rss()}
+scorer = Scorer(ckpt, plan=plan)
+out["plan"] = scorer.extract_config.plan
+out["max_buffer_mb"] = scorer.extract_config.max_buffer_mb
+record = instrument(scorer)
+extract = scorer.extractor.extract_video
+def extract_and_report(path):  # so a child killed in the model stage still tells this much
+    faces = extract(path)
+    print("EXTRACTED " + json.dumps(record), flush=True)
+    return faces
+scorer.extractor.extract_video = extract_and_report
+out["peak_rss_after_load_kib"] = rss()
+start = time.perf_counter()
+verdict = scorer.score_video(video)
+out["seconds"] = round(time.perf_counter() - start, 3)
+out["peak_rss_kib"] = rss()
+out["ru_maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # includes the parent's peak
+out.update(record, status=verdict.status, timings=verdict.timings, tracks=len(verdict.tracks),
+           audio_used=verdict.audio.get("used"))
+print("RESULT " + json.dumps(out))
+"""
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def score_in_child(ckpt: Path, video: Path, plan: str | None, cap_kib: int) -> dict:
+    """Score ``video`` in a fresh interpreter; sample its RSS and kill it above the cap."""
+    cmd = [sys.executable, "-c", CHILD, str(ckpt), str(video), plan or "", str(Path(__file__).resolve().parent)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampled, killed = 0, False
+    while proc.poll() is None:
+        sampled = max(sampled, rss_kib(proc.pid))
+        if sampled > cap_kib:
+            proc.kill()
+            killed = True
+            break
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate()
+    wall = round(time.perf_counter() - start, 2)
+    line = next((l for l in stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        reason = f"killed above the {cap_kib / 2**20:g} GiB cap" if killed else f"exit {proc.returncode}"
+        partial = next((json.loads(l[len("EXTRACTED "):]) for l in stdout.splitlines() if l.startswith("EXTRACTED ")), {})
+        return {"error": reason, **partial, "stderr_tail": stderr[-2000:], "sampled_peak_rss_kib": sampled,
+                "process_s": wall}
+    result = json.loads(line[len("RESULT "):])
+    result.update(sampled_peak_rss_kib=sampled, process_s=wall)
+    return result
+
+
+def growth(rows: list[dict]) -> dict:
+    """Least-squares slope of peak RSS (and of the scoring increment) against minutes."""
+    ok = [r for r in rows if "peak_rss_kib" in r]
+    if len(ok) < 2:
+        return {}
+    minutes = np.array([r["minutes"] for r in ok], float)
+    peak = np.array([r["peak_rss_kib"] for r in ok], float) / 1024
+    extract = np.array([r["peak_rss_after_extract_kib"] for r in ok], float) / 1024
+    crops = np.array([r["crops_mib"] for r in ok], float)
+    frames = np.array([r["sampled_frames"] for r in ok], float)
+    return {"peak_mib_per_minute": round(float(np.polyfit(minutes, peak, 1)[0]), 1),
+            "peak_mib_per_sampled_frame": round(float(np.polyfit(frames, peak, 1)[0]), 2) if np.ptp(frames) else 0.0,
+            "peak_after_extract_mib_per_minute": round(float(np.polyfit(minutes, extract, 1)[0]), 1),
+            "crops_mib_per_minute": round(float(np.polyfit(minutes, crops, 1)[0]), 2),
+            "peak_mib_range": [round(float(peak.min())), round(float(peak.max()))]}
+
+
+def bench_memory(ckpt: Path, folder: Path, minutes: list[float], cap_gb: float) -> dict:
+    videos, generation = {}, {}
+    for m in minutes:
+        videos[m], seconds = long_720p(folder, m)
+        generation[f"{m:g}min"] = {"seconds": round(seconds, 1), **clip_info(videos[m])}
+        print(f"  wrote {videos[m].name} in {seconds:.0f} s", flush=True)
+    table = {}
+    for plan in MEMORY_PLANS:
+        rows = []
+        for m in minutes:
+            row = {"minutes": m, **score_in_child(ckpt, videos[m], plan, int(cap_gb * 2**20))}
+            rows.append(row)
+            print(f"  {plan or PLAN:10s} {m:5g} min  peak {row.get('peak_rss_kib', row.get('sampled_peak_rss_kib', 0)) / 1024:7.0f} MiB"
+                  f"  {row.get('seconds', float('nan')):6.1f} s  {row.get('error', '')}", flush=True)
+        table[plan or PLAN] = {"rows": rows, "growth": growth(rows)}
+    return {"generation": generation, "plans": table}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def print_tables(results: dict) -> None:
+    print("\nSeconds per clip, median (decode / detect / track+crop / audio / model / other)")
+    for name, clips in results["speed"].items():
+        for clip, r in clips.items():
+            s = r["stages_s"]
+            dur = results["clips"][clip]["duration_s"]
+            print(f"  {name:13s} {clip:28s} {dur:5.1f}s clip  {r['median_s']:6.2f} s  ("
+                  f"{s.get('decode', 0):.2f} / {s.get('detect', 0):.2f} / {s.get('track', 0) + s.get('crop', 0):.2f} / "
+                  f"{s.get('audio', 0):.2f} / {s.get('model', 0):.2f} / {s.get('other', 0):.2f})  {r['status']}")
+    print("\nPeak RSS scoring 720p videos in a fresh process (MiB; load = after loading the model)")
+    print(f"  {'plan':10s} {'min':>5s} {'frames':>6s} {'load':>6s} {'extract':>8s} {'peak':>6s} {'crops':>6s} {'seconds':>8s}"
+          "   (extract: peak when extraction ended; crops: face + mouth crops kept)")
+    for plan, data in results["memory"]["plans"].items():
+        for r in data["rows"]:
+            if "error" in r:
+                print(f"  {plan:10s} {r['minutes']:5g}  {r['error']} (sampled peak {r['sampled_peak_rss_kib'] / 1024:.0f} MiB)")
+                continue
+            print(f"  {plan:10s} {r['minutes']:5g} {r['sampled_frames']:6d} {r['peak_rss_after_load_kib'] / 1024:6.0f}"
+                  f" {r['peak_rss_after_extract_kib'] / 1024:8.0f} {r['peak_rss_kib'] / 1024:6.0f} {r['crops_mib']:6.1f}"
+                  f" {r['seconds']:8.1f}")
+        if data["growth"]:
+            g = data["growth"]
+            print(f"  {plan:10s} growth: peak {g['peak_mib_per_minute']:+.1f} MiB/min "
+                  f"(after extraction {g['peak_after_extract_mib_per_minute']:+.1f}, crops {g['crops_mib_per_minute']:+.2f})")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def fixture_clips(quick: bool) -> dict[str, Path]:
+    names = CLIPS[:1] if quick else CLIPS
+    found = {n: FIXTURES / n for n in names if (FIXTURES / n).exists()}
+    for n in set(names) - set(found):
+        print(f"  skipped {n}: not under {FIXTURES}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "score_cpu.json")
+    parser.add_argument("--quick", action="store_true", help="1 timed run, one fixture clip, 0.5 and 1 min videos")
+    parser.add_argument("--reps", type=int, default=3, help="timed runs per clip after the warm-up (default 3)")
+    parser.add_argument("--minutes", type=float, nargs="+", default=None, help="long-video lengths (default 1 3 5 10)")
+    parser.add_argument("--video-dir", type=Path, default=None, help="keep (and reuse) the long videos here")
+    parser.add_argument("--mem-cap-gb", type=float, default=10.0, help="kill a memory child above this RSS")
+    args = parser.parse_args(argv)
+    reps = 1 if args.quick else args.reps
+    minutes = args.minutes or ([0.5, 1.0] if args.quick else [1.0, 3.0, 5.0, 10.0])
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    started = time.perf_counter()
+    results: dict = {"machine": machine_info(), "git": {"commit": git("rev-parse", "HEAD"),
+                     "vidfake_modified": git("status", "--porcelain", "vidfake").splitlines()},
+                     "quick": args.quick, "reps": reps, "plan": PLAN,
+                     "checkpoints": {k: v.to_dict() for k, v in CHECKPOINTS.items()}, "load_average": {}}
+    with tempfile.TemporaryDirectory(prefix="bench_score_") as tmp:
+        tmp = Path(tmp)
+        checkpoints = make_checkpoints(tmp)
+        clips = fixture_clips(args.quick)
+        print("writing the synthetic 1080p clip", flush=True)
+        clips["synthetic_1080p_10s"] = synthetic_1080p(tmp)
+        results["clips"] = {name: clip_info(path) for name, path in clips.items()}
+
+        results["load_average"]["speed_start"] = load()
+        print("speed", flush=True)
+        results["speed"] = bench_speed(checkpoints, clips, reps)
+        results["load_average"]["speed_end"] = load()
+
+        folder = args.video_dir or tmp
+        folder.mkdir(parents=True, exist_ok=True)
+        print("memory", flush=True)
+        results["load_average"]["memory_start"] = load()
+        results["memory"] = bench_memory(checkpoints[MEMORY_CHECKPOINT], folder, minutes, args.mem_cap_gb)
+        results["memory"]["checkpoint"] = MEMORY_CHECKPOINT
+        results["load_average"]["memory_end"] = load()
+    results["machine"]["load_average_end"] = load()
+    results["runtime_s"] = round(time.perf_counter() - started, 1)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print_tables(results)
+    print(f"\nwrote {args.out} in {results['runtime_s']:.0f} s")
+    return results
+
+
+if __name__ == "__main__":
+    main()
