@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from vidfake.eval.submission import write_dfdc_submission
 from vidfake.scoring import Verdict
 
 
@@ -27,14 +28,9 @@ def write_results(verdicts: Sequence[Verdict], csv_or_jsonl: Path | None = None,
 
 
 def write_submission(verdicts: Sequence[Verdict], path: Path) -> None:
-    """DFDC's ``filename,label`` with probabilities. Files without a score (no face,
-    unreadable) are left out and named on stderr: no score is invented for them."""
+    """DFDC's ``filename,label``. Files without a score (no face, unreadable) are left
+    out and named on stderr: no score is invented for them."""
     missing = [v.path for v in verdicts if v.score is None]
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["filename", "label"])
-        for v in verdicts:
-            if v.score is not None:
-                writer.writerow([Path(v.path).name, f"{v.score:.6f}"])
+    write_dfdc_submission(path, [(Path(v.path).name, v.score) for v in verdicts if v.score is not None])
     if missing:
         print(f"submission: {len(missing)} file(s) without a score left out: {', '.join(missing[:5])}", file=sys.stderr)

@@ -19,6 +19,7 @@ import numpy as np
 
 from vidfake.eval.datasets import RESERVED_COLUMNS, EvalSet
 from vidfake.eval.metrics import MetricError, compute_metrics, roc_curve
+from vidfake.eval.submission import write_dfdc_submission, write_image_predictions
 
 BASE_COLUMNS = list(RESERVED_COLUMNS)
 MAX_GROUPS = 12  # a column with more distinct values than this (or than a third of the files) is not a grouping
@@ -221,19 +222,10 @@ def write_submissions(rows: Sequence[dict], out_dir: Path, policy: str) -> list[
     videos = [r for r in scored.rows if r["kind"] == "video"]
     score_of = {id(r): s for r, s in zip(scored.rows, scored.scores)}
     if images:
-        path = out_dir / "prediction.txt"
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["img_name", "y_pred"])
-            writer.writerows([r["name"], f"{score_of[id(r)]:.6f}"] for r in images)
-        written.append(path)
+        written.append(write_image_predictions(out_dir / "prediction.txt", [(r["name"], score_of[id(r)]) for r in images]))
     if videos:
-        path = out_dir / "submission.csv"
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["filename", "label"])
-            writer.writerows([Path(r["path"]).name, f"{score_of[id(r)]:.6f}"] for r in videos)
-        written.append(path)
+        rows_out = [(Path(r["path"]).name, score_of[id(r)]) for r in videos]
+        written.append(write_dfdc_submission(out_dir / "submission.csv", rows_out))
     return written
 
 
