@@ -171,7 +171,7 @@ def _write(tmp_path, **override):
         metrics=_metrics(),
         groups={
             "method": {
-                "faceswap": _metrics(n=300, n_fake=300, n_real=0, accuracy=0.9, **{k: None for k in ()}),
+                "faceswap": _metrics(n=300, n_fake=300, n_real=0, accuracy=0.9),
                 "real_only": {"n": 400, "n_fake": 0, "n_real": 400, "accuracy": 0.9575},
                 "mixed": _metrics(n=600, auc=0.9123),
             },

@@ -159,8 +159,9 @@ def plot_roc(
         ax.axvline(op, color="black", linestyle=":", linewidth=1,
                    label="operating points (FPR = " + ", ".join(f"{v:g}" for v in operating_fprs) + ")"
                    if i == 0 else None)
-        ax.annotate(f"FPR={op:g}", xy=(op, 0.02), xycoords=("data", "axes fraction"),
-                    rotation=90, ha="right", va="bottom", fontsize=8, color="black")
+        if log_fpr:  # on a linear axis the two lines sit on top of each other near 0
+            ax.annotate(f"FPR={op:g}", xy=(op, 0.02), xycoords=("data", "axes fraction"),
+                        rotation=90, ha="right", va="bottom", fontsize=8, color="black")
 
     if log_fpr:
         ax.set_xscale("log")
@@ -205,7 +206,8 @@ def plot_score_histograms(
     ax.set_ylabel("number of files")
     ax.set_title(title + (f"  ({dropped} unscored left out)" if dropped else ""))
     ax.grid(True, alpha=0.4)
-    ax.legend(loc="upper center", fontsize=9)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.12)  # headroom for the legend
+    ax.legend(loc="best", fontsize=9)
     return _save(fig, path)
 
 
@@ -239,7 +241,7 @@ def plot_reliability(labels, probs, path: str | Path, n_bins: int = 10, title: s
         ax.plot(sum_p[used] / counts[used], sum_y[used] / counts[used], marker="o", linewidth=2,
                 color=FAKE_COLOR, label="observed fake fraction")
     ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.0)
+    ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("predicted probability of fake (bin mean)")
     ax.set_ylabel("observed fraction of fakes")
     ece_text = f"{ece:.4f}" if math.isfinite(ece) else "n/a"

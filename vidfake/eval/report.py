@@ -232,9 +232,10 @@ def _groups_section(groups: Mapping[str, Mapping[str, Mapping]]) -> list[str]:
     lines = ["## Per group", ""]
     if not groups:
         return lines + ["_No groupings._", ""]
-    headers = ["group"] + [h for _, h in METRIC_ROWS] + [k.upper() for k in CONFUSION_KEYS]
-    align = ["left"] + ["right"] * (len(headers) - 1)
+    metric_headers = [h for _, h in METRIC_ROWS] + [k.upper() for k in CONFUSION_KEYS]
+    align = ["left"] + ["right"] * len(metric_headers)
     for grouping, by_value in groups.items():
+        headers = [_cell(grouping)] + metric_headers
         lines += [f"### By {_cell(grouping)}", ""]
         if not by_value:
             lines += ["_No groups._", ""]
