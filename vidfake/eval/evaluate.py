@@ -84,17 +84,17 @@ def score_set(eval_set: EvalSet, scorer, out_dir: Path, frames: bool = False, pr
                 for point in verdict.timeline:
                     if point["score"] is not None:
                         frame_rows.writerow({"path": str(item.path), "label": item.label, **point})
-            rows.flush()
     return pred_path
 
 
 class _appender:
-    """A CSV DictWriter in append mode that writes the header once and flushes per row."""
+    """Appends rows to a CSV (header written once), flushing each row to disk so an
+    interrupted run keeps every file it scored."""
 
     def __init__(self, path: Path, columns: list[str], enabled: bool = True):
         self.path, self.columns, self.enabled = path, columns, enabled
 
-    def __enter__(self):
+    def __enter__(self) -> _appender | None:
         if not self.enabled:
             return None
         new = not self.path.exists()
@@ -102,10 +102,13 @@ class _appender:
         self.writer = csv.DictWriter(self.handle, self.columns, extrasaction="ignore")
         if new:
             self.writer.writeheader()
-        self.writer.flush = self.handle.flush
-        return self.writer
+        return self
 
-    def __exit__(self, *exc):
+    def writerow(self, row: dict) -> None:
+        self.writer.writerow(row)
+        self.handle.flush()
+
+    def __exit__(self, *exc) -> None:
         if self.enabled:
             self.handle.close()
 
