@@ -83,8 +83,9 @@ def test_no_face_unreadable_and_image(tmp_path, empty_scene_video, checkpoint, c
 def test_results_csv_and_submission(tmp_path, face_video, empty_scene_video, checkpoint, capsys):
     out, sub = tmp_path / "results.csv", tmp_path / "submission.csv"
     code = main(["score", str(face_video.path), str(empty_scene_video.path), "--checkpoint", str(checkpoint),
-                 "--out", str(out), "--submission", str(sub), "--no-progress"])
+                 "--out", str(out), "--submission", str(sub), "--plots", str(tmp_path / "plots"), "--no-progress"])
     assert code == 0
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == [f"{face_video.path.stem}_timeline.png"]
     table = capsys.readouterr().out
     assert "no_face" in table and "ok" in table
     rows = list(csv.DictReader(out.open()))

@@ -123,6 +123,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per input instead of a table")
     p.add_argument("--out", type=Path, help="also write results: .csv (path,score,label,status) or .jsonl (full records)")
     p.add_argument("--submission", type=Path, help="write DFDC's submission.csv (filename,label with probabilities)")
+    p.add_argument("--plots", type=Path, help="write a per-frame score timeline PNG for each scored video into this folder")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--frames", type=int, help="override the checkpoint's plan with uniform:N frames")
     p.add_argument("--plan", help="override the checkpoint's sampling plan (uniform:N, clips:NxL[/S], every:K, all)")
@@ -170,6 +171,10 @@ def _run_score(args: argparse.Namespace) -> int:
     if not args.json:
         _print_table(verdicts)
     write_results(verdicts, csv_or_jsonl=args.out, submission=args.submission)
+    if args.plots:
+        from vidfake.reports import write_timelines
+
+        write_timelines(verdicts, args.plots)
     return 1 if any(v.status in ("unreadable", "unsupported") for v in verdicts) else 0
 
 

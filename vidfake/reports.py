@@ -34,3 +34,19 @@ def write_submission(verdicts: Sequence[Verdict], path: Path) -> None:
     write_dfdc_submission(path, [(Path(v.path).name, v.score) for v in verdicts if v.score is not None])
     if missing:
         print(f"submission: {len(missing)} file(s) without a score left out: {', '.join(missing[:5])}", file=sys.stderr)
+
+
+def write_timelines(verdicts: Sequence[Verdict], folder: Path) -> list[Path]:
+    """One per-frame score timeline PNG per scored video (``<name>_timeline.png``)."""
+    from vidfake.eval.plots import plot_timeline
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for v in verdicts:
+        if v.kind != "video" or v.status != "ok":
+            continue
+        times = [point["time"] for point in v.timeline]
+        scores = [point["score"] for point in v.timeline]
+        title = f"{Path(v.path).name}: {v.label} ({v.score:.3f})"
+        written.append(plot_timeline(times, scores, folder / f"{Path(v.path).stem}_timeline.png", v.threshold, title))
+    return written
