@@ -82,6 +82,25 @@ def test_resume_skips_finished_files(input_dir, tmp_path, capsys):
     assert main(args + ["--resume", "--size", "64"]) == 2  # other settings are refused
 
 
+def test_audio_is_written_on_the_frames_clock(input_dir, tmp_path, capsys):
+    import wave
+
+    import numpy as np
+
+    out = tmp_path / "out"
+    assert main(["extract", str(input_dir / "real_one.mp4"), "--out", str(out), "--frames", "4", "--audio",
+                 "--no-progress", "--json"]) == 0
+    (record,) = read_jsonl(out / "tracks.jsonl")
+    audio = record["audio"]
+    assert audio["sample_rate"] == 16000 and audio["start_time"] == pytest.approx(0.0, abs=0.05)
+    with wave.open(str(out / "audio" / audio["file"])) as handle:
+        assert (handle.getframerate(), handle.getnchannels()) == (16000, 1)
+        samples = np.frombuffer(handle.readframes(handle.getnframes()), "<i2") / 32767
+    assert len(samples) / 16000 == pytest.approx(record["info"]["duration"], abs=0.1)
+    peak = np.fft.rfftfreq(16000, 1 / 16000)[np.abs(np.fft.rfft(samples[:16000])).argmax()]
+    assert peak == pytest.approx(media.TONE_HZ, abs=2)
+
+
 def test_output_folder_inside_the_input_is_not_read_back(tmp_path):
     from vidfake.extract.dataset import collect_media
 

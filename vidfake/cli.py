@@ -38,6 +38,7 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", dest="image_format", choices=["jpg", "png"], default="jpg", help="crop file format")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality")
     p.add_argument("--no-mouths", action="store_true", help="do not write mouth crops (DIR/mouths/)")
+    p.add_argument("--audio", action="store_true", help="also write each video's audio as 16 kHz mono WAV (DIR/audio/)")
     p.add_argument("--workers", type=int, default=1, help="videos processed in parallel (processes)")
     p.add_argument("--resume", action="store_true", help="continue a run in the same --out, skipping finished files")
     p.add_argument("--decoder", choices=["auto", "decord", "pyav"], default="auto", help="video decoding backend")
@@ -84,7 +85,7 @@ def _run_extract(args: argparse.Namespace) -> int:
     try:
         summary = run_extraction(
             items, labels, args.out, config,
-            OutputOptions(args.image_format, args.quality),
+            OutputOptions(args.image_format, args.quality, audio=args.audio),
             workers=args.workers, resume=args.resume, progress=not args.no_progress,
         )
     except ExtractError as error:

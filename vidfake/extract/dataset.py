@@ -17,6 +17,7 @@ import csv
 import hashlib
 import json
 import os
+import wave
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -29,7 +30,9 @@ from PIL import Image
 from vidfake.extract.labels import LabelInfo, LabelResolver
 from vidfake.extract.media_types import media_kind
 from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaFaces
-from vidfake.extract.video import DecodeError
+from vidfake.extract.video import DecodeError, NoAudioError, read_audio
+
+AUDIO_RATE = 16000  # the rate the audio-visual sync head consumes
 
 
 class ExtractError(RuntimeError):
@@ -49,6 +52,7 @@ class MediaItem:
 class OutputOptions:
     image_format: str = "jpg"  # "jpg" or "png"
     jpeg_quality: int = 95
+    audio: bool = False  # also write each video's audio as 16 kHz mono WAV (for the lip-sync head)
 
 
 @dataclass
@@ -204,7 +208,7 @@ def process_item(item: MediaItem, label: LabelInfo, out_dir: Path, options: Outp
     if not result.faces:
         return {**base, "status": "no_face", "reason": f"no face found in {len(result.frame_indices)} sampled frames",
                 "info": asdict(result.info)}
-    return {
+    record = {
         **base,
         "status": "ok",
         "info": asdict(result.info),
@@ -215,6 +219,30 @@ def process_item(item: MediaItem, label: LabelInfo, out_dir: Path, options: Outp
         "warnings": result.warnings,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
     }
+    if options.audio and item.kind == "video":
+        record["audio"] = write_audio(item, out_dir)
+    return record
+
+
+def write_audio(item: MediaItem, out_dir: Path, sample_rate: int = AUDIO_RATE) -> dict | None:
+    """The video's audio as 16-bit mono WAV at ``sample_rate``, with its start time on the
+    frames' clock so training can cut windows aligned with frame timestamps. None (and no
+    file) for a video without audio."""
+    try:
+        audio = read_audio(item.path, sample_rate)
+    except NoAudioError:
+        return None
+    name = f"{item.media_id}.wav"
+    path = out_dir / "audio" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcm = (np.clip(audio.samples, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(sample_rate)
+        handle.writeframes(pcm.tobytes())
+    return {"file": name, "sample_rate": sample_rate, "start_time": round(audio.start_time, 6),
+            "duration": round(audio.duration, 4)}
 
 
 def _process_in_worker(item: MediaItem, label: LabelInfo, out_dir: Path, options: OutputOptions) -> dict:
