@@ -1,0 +1,330 @@
+"""Training data from a `vidfake extract` output folder (plain torch, no Lightning).
+
+* :func:`load_extracted` reads ``DIR/tracks.jsonl`` into :class:`ClipItem` s: one per face
+  track, or one per ``clip_len`` window of a track.
+* :func:`split_by_group` makes a leak-free train/val split (see its docstring for the rule).
+* :class:`ClipDataset` loads an item's crops with Pillow; a ``transform`` hook (SBI,
+  augmentation) runs on numpy arrays before the tensors are made.
+* :func:`balanced_sampler_weights` gives weights for ``WeightedRandomSampler`` that balance
+  real/fake and, among fakes, the manipulation methods.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from vidfake.extract.crop import CropConfig, square_region
+from vidfake.extract.dataset import read_jsonl
+
+log = logging.getLogger(__name__)
+
+# FF++ methods that paste another identity's face (the face in XXX_YYY belongs to YYY).
+# Reenactment methods (Face2Face, NeuralTextures) keep XXX's face and are not joined.
+SWAP_METHODS = frozenset({"deepfakes", "faceswap", "faceshifter", "deepfakedetection"})
+
+
+@dataclass(frozen=True)
+class ClipItem:
+    """One face track (or one window of it) ready to load."""
+
+    media_id: str
+    track_id: int
+    label: int | None  # 1 fake, 0 real
+    method: str | None
+    group: str | None
+    crop_files: list[Path]  # absolute paths of the face crops, in time order
+    mouth_files: list[Path]  # absolute paths of the mouth crops (empty when not extracted)
+    timestamps: list[float]  # seconds, on the video's time line
+    landmarks_in_crop: np.ndarray  # (T,5,2) float32, crop pixel coordinates
+    audio: dict | None  # the record's audio entry, "file" made absolute (or None)
+
+    def __len__(self) -> int:
+        return len(self.crop_files)
+
+
+# --- geometry ----------------------------------------------------------------------------
+
+def landmarks_to_crop(landmarks: np.ndarray, boxes: np.ndarray, margin: float, size: int) -> np.ndarray:
+    """Map ``(T,K,2)`` full-frame landmarks (K = 5 here) into the ``size x size`` crop of each box.
+
+    The crop is the integer square ``square_region(box, margin)`` (box centre +/-
+    ``max(w,h) * (1 + 2*margin) / 2``, rounded) resized to ``size``, exactly as
+    :func:`vidfake.extract.crop.crop_face` cuts it; coordinates are continuous pixels
+    (the crop's top-left corner is 0, its bottom-right ``size``)."""
+    points = np.asarray(landmarks, np.float64)
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if points.ndim != 3 or points.shape[-1] != 2 or len(points) != len(boxes):
+        raise ValueError(f"landmarks of shape {points.shape} do not match {len(boxes)} boxes (want (T,K,2))")
+    out = np.empty_like(points)
+    for t, box in enumerate(boxes):
+        x1, y1, x2, y2 = square_region(box, margin)
+        out[t, :, 0] = (points[t, :, 0] - x1) * size / (x2 - x1)
+        out[t, :, 1] = (points[t, :, 1] - y1) * size / (y2 - y1)
+    return out.astype(np.float32)
+
+
+# --- loading -----------------------------------------------------------------------------
+
+def _crop_config(out_dir: Path) -> CropConfig:
+    path = out_dir / "config.json"
+    if not path.exists():
+        log.warning("%s has no config.json; assuming default crop settings", out_dir)
+        return CropConfig()
+    crop = json.loads(path.read_text()).get("extract", {}).get("crop", {})
+    return CropConfig(**{k: v for k, v in crop.items() if k in CropConfig.__dataclass_fields__})
+
+
+def load_extracted(dir: Path, clip_len: int | None = None, stride: int = 1) -> list[ClipItem]:
+    """Items for every track of every ``status == "ok"`` record of ``dir/tracks.jsonl``.
+
+    ``stride`` keeps every ``stride``-th crop of a track (temporal subsampling). With
+    ``clip_len`` the (subsampled) track is cut into consecutive, non-overlapping windows of
+    ``clip_len`` positions (a shorter tail is dropped); without it, one item per track.
+    Records whose label is null are skipped (their count is logged)."""
+    out_dir = Path(dir)
+    if clip_len is not None and clip_len < 1:
+        raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    crop = _crop_config(out_dir)
+    items: list[ClipItem] = []
+    unlabelled = 0
+    for record in read_jsonl(out_dir / "tracks.jsonl"):
+        if record.get("status", "ok") != "ok":
+            continue
+        if record.get("label") is None:
+            unlabelled += 1
+            continue
+        audio = record.get("audio")
+        if audio:
+            audio = {**audio, "file": out_dir / "audio" / audio["file"]}
+        for track in record.get("tracks", []):
+            positions = list(range(0, len(track["crops"]), stride))
+            if clip_len is None:
+                windows = [positions] if positions else []
+            else:
+                windows = [positions[i : i + clip_len] for i in range(0, len(positions) - clip_len + 1, clip_len)]
+            if not windows:
+                continue
+            landmarks = landmarks_to_crop(track["landmarks"], track["boxes"], crop.margin, crop.size)
+            mouths = track.get("mouths") or []
+            for window in windows:
+                items.append(ClipItem(
+                    media_id=record["media_id"],
+                    track_id=int(track["track_id"]),
+                    label=int(record["label"]),
+                    method=record.get("method"),
+                    group=record.get("group"),
+                    crop_files=[out_dir / "images" / track["crops"][p] for p in window],
+                    mouth_files=[out_dir / "mouths" / mouths[p] for p in window] if mouths else [],
+                    timestamps=[float(track["timestamps"][p]) for p in window],
+                    landmarks_in_crop=landmarks[window],
+                    audio=audio or None,
+                ))
+    if unlabelled:
+        log.warning("%s: skipped %d record(s) with no label", out_dir, unlabelled)
+    return items
+
+
+# --- split -------------------------------------------------------------------------------
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, key: str) -> str:
+        self.parent.setdefault(key, key)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _swap_partner(item: ClipItem) -> str | None:
+    """``"ffpp:YYY"`` for an FF++ face swap ``XXX_YYY`` grouped as ``"ffpp:XXX"``, else None."""
+    if not (item.group or "").startswith("ffpp:") or (item.method or "").lower() not in SWAP_METHODS:
+        return None
+    target = item.group[len("ffpp:"):]
+    name = item.media_id.rsplit("/", 1)[-1].split("__")[0]  # DeepFakeDetection: 01_02__scene__ID
+    match = re.fullmatch(r"([^_]+)_([^_-]+)(-[0-9a-f]{8})?", name)  # "-hash": collect_media's de-dup suffix
+    if match is None or match.group(1) != target:
+        return None
+    return f"ffpp:{match.group(2)}"
+
+
+def connected_groups(items: Sequence[ClipItem]) -> list[int]:
+    """The component index of each item (see :func:`split_by_group` for what connects)."""
+    uf = _UnionFind()
+    for item in items:
+        media = f"media:{item.media_id}"
+        uf.find(media)
+        if item.group is not None:
+            uf.union(media, f"group:{item.group}")
+        partner = _swap_partner(item)
+        if partner is not None:
+            uf.union(media, f"group:{partner}")
+    roots: dict[str, int] = {}
+    return [roots.setdefault(uf.find(f"media:{item.media_id}"), len(roots)) for item in items]
+
+
+def split_by_group(items: Sequence[ClipItem], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[ClipItem], list[ClipItem]]:
+    """Leak-free ``(train, val)``: whole connected components go to one side.
+
+    Items are connected when they (a) come from the same ``media_id`` (all windows and
+    tracks of one file), (b) share a ``group`` (a fake and the real video it was made from:
+    ``dfdc:<original>``, ``ffpp:<XXX>``), or (c) form an FF++ face swap: a fake ``XXX_YYY``
+    of group ``ffpp:XXX`` whose method is in :data:`SWAP_METHODS` also joins ``ffpp:YYY``,
+    since the face it shows is YYY's identity.
+
+    Components are visited in an order shuffled by ``seed`` and one goes to val when it
+    brings val's per-class item counts closer to ``val_fraction`` of each class (so val
+    gets both classes when it can); afterwards, a class missing from one side is moved
+    over from the other when that side has it in several components."""
+    if not 0.0 <= val_fraction <= 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
+    component = connected_groups(items)
+    members: dict[int, list[int]] = defaultdict(list)
+    for index, c in enumerate(component):
+        members[c].append(index)
+    counts = {c: Counter(items[i].label for i in idx) for c, idx in members.items()}
+    totals = Counter(item.label for item in items)
+    target = {label: val_fraction * n for label, n in totals.items()}
+
+    order = list(members)
+    np.random.default_rng(seed).shuffle(order)
+    val: set[int] = set()
+    have: Counter = Counter()
+
+    def distance(counter: Counter) -> float:
+        return sum(abs(counter[label] - target[label]) for label in target)
+
+    for c in order:
+        if distance(have + counts[c]) < distance(have):
+            val.add(c)
+            have += counts[c]
+
+    # Keep both classes on each side where the components allow it.
+    for label in totals:
+        holders = [c for c in order if counts[c][label]]
+        if len(holders) < 2:
+            continue
+        in_val = [c for c in holders if c in val]
+        if not in_val and val_fraction > 0:
+            val.add(min(holders, key=lambda c: sum(counts[c].values())))
+        elif len(in_val) == len(holders) and val_fraction < 1:
+            val.discard(min(in_val, key=lambda c: sum(counts[c].values())))
+
+    train = [item for item, c in zip(items, component) if c not in val]
+    valid = [item for item, c in zip(items, component) if c in val]
+    return train, valid
+
+
+# --- dataset -----------------------------------------------------------------------------
+
+Transform = Callable[[dict, np.random.Generator], dict]
+
+
+def _load_images(files: Sequence[Path]) -> np.ndarray:
+    """``(T,H,W,3)`` uint8."""
+    frames = []
+    for path in files:
+        with Image.open(path) as image:
+            frames.append(np.asarray(image.convert("RGB")))
+    return np.stack(frames)
+
+
+class ClipDataset(Dataset):
+    """Loads :class:`ClipItem` s. Each sample is a dict:
+
+    ``frames`` uint8 ``(T,3,S,S)``, ``label`` float32 scalar (NaN when unknown), ``times``
+    float32 ``(T,)`` seconds since the first frame, ``landmarks`` float32 ``(T,5,2)`` in
+    crop pixels, ``mouths`` uint8 ``(T,3,M,M)`` (only when the item has mouth crops),
+    ``method`` and ``media_id`` strings.
+
+    ``transform(sample, rng)`` runs before the tensors are made, on ``frames`` / ``mouths``
+    as ``(T,H,W,3)`` uint8 numpy, ``landmarks`` ``(T,5,2)`` and ``label`` a float; it
+    returns the (possibly new) dict, whose arrays are then converted. ``rng`` is fresh
+    entropy per call, or, with ``seed``, derived from ``(seed, epoch, index)`` so runs
+    repeat (call :meth:`set_epoch` each epoch for new draws)."""
+
+    def __init__(self, items: Sequence[ClipItem], transform: Transform | None = None, seed: int | None = None) -> None:
+        self.items = list(items)
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        times = np.asarray(item.timestamps, np.float32)
+        sample = {
+            "frames": _load_images(item.crop_files),
+            "label": float("nan") if item.label is None else float(item.label),
+            "times": times - times[0],
+            "landmarks": np.asarray(item.landmarks_in_crop, np.float32),
+            "method": item.method or "",
+            "media_id": item.media_id,
+        }
+        if item.mouth_files:
+            sample["mouths"] = _load_images(item.mouth_files)
+        if self.transform is not None:
+            rng = np.random.default_rng(None if self.seed is None else [self.seed, self.epoch, index])
+            sample = self.transform(sample, rng)
+        return _to_tensors(sample)
+
+
+def _to_tensors(sample: dict) -> dict:
+    out = dict(sample)
+    for key in ("frames", "mouths"):
+        if key in out and isinstance(out[key], np.ndarray):
+            out[key] = torch.from_numpy(np.ascontiguousarray(out[key].transpose(0, 3, 1, 2)))
+    for key in ("times", "landmarks"):
+        if isinstance(out.get(key), np.ndarray):
+            out[key] = torch.from_numpy(np.ascontiguousarray(out[key], np.float32))
+    if not isinstance(out["label"], torch.Tensor):
+        out["label"] = torch.tensor(out["label"], dtype=torch.float32)
+    return out
+
+
+# --- sampling ----------------------------------------------------------------------------
+
+def balanced_sampler_weights(items: Sequence[ClipItem], by_method: bool = True) -> torch.Tensor:
+    """Per-item weights (float64, summing to 1) for ``WeightedRandomSampler``: real and fake
+    carry equal total weight and, with ``by_method``, so does each fake method (a missing
+    method counts as one "unknown" method). Unlabelled items get weight 0; a class that is
+    absent leaves the whole weight to the other."""
+    def bucket(item: ClipItem):
+        if item.label == 1 and by_method:
+            return (1, item.method or "unknown")
+        return (item.label, None)
+
+    keys = [bucket(item) for item in items]
+    sizes = Counter(keys)
+    per_class = Counter(label for label, _ in sizes if label is not None)  # buckets per class
+    n_classes = len(per_class)
+    weights = torch.zeros(len(items), dtype=torch.float64)
+    for i, (label, name) in enumerate(keys):
+        if label is None:
+            continue
+        weights[i] = 1.0 / (n_classes * per_class[label] * sizes[(label, name)])
+    return weights
