@@ -346,6 +346,11 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    # Listed here for `vidfake --help`; `main` hands `vidfake train ...` to its own parser.
+    sub.add_parser("train", help="train a detector on an extraction folder (YAML config; see configs/)", add_help=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidfake",
@@ -358,11 +363,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_init_checkpoint(sub)
     _add_eval(sub)
     _add_calibrate(sub)
+    _add_train(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched at run time
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # its own parser (YAML config + overrides), --help included
+        from vidfake.train.run import main as train_main
+
+        return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 
