@@ -142,7 +142,7 @@ NO_MODEL_MESSAGE = (
 def _run_score(args: argparse.Namespace) -> int:
     from vidfake.checkpoint import CheckpointError
     from vidfake.extract.dataset import ExtractError, collect_media
-    from vidfake.extract.sampling import PlanError, parse_plan
+    from vidfake.extract.sampling import PlanError
     from vidfake.reports import write_results
     from vidfake.scoring import Scorer
 
@@ -150,9 +150,7 @@ def _run_score(args: argparse.Namespace) -> int:
         print(f"vidfake score: {NO_MODEL_MESSAGE}", file=sys.stderr)
         return 2
     plan = f"uniform:{args.frames}" if args.frames else args.plan
-    try:
-        if plan:
-            parse_plan(plan)
+    try:  # the scorer's ExtractConfig rejects a bad --plan with a PlanError
         items = collect_media(args.inputs)
         scorer = Scorer(args.checkpoint, device=args.device, plan=plan)
     except (PlanError, ExtractError, CheckpointError) as error:

@@ -30,6 +30,7 @@ from vidfake.extract.track import (
     FaceTrack,
     TrackerConfig,
     chain_to_track,
+    interp_rows,
     link_detections,
     select_tracks,
 )
@@ -211,11 +212,9 @@ class FaceExtractor:
         """Boxes interpolated in step order from the tracks around each in-between frame."""
         predicted = {i: [] for i in between}
         for chain in link_detections(detections, self.config.tracker):
-            steps = np.asarray(chain.steps)
-            boxes = np.asarray(chain.boxes, np.float64)
             for i in between:
-                if steps[0] < first + i < steps[-1]:
-                    predicted[i].append([np.interp(first + i, steps, boxes[:, k]) for k in range(4)])
+                if chain.steps[0] < first + i < chain.steps[-1]:
+                    predicted[i].append(interp_rows(first + i, chain.steps, chain.boxes)[0])
         return {i: np.asarray(b, np.float32).reshape(-1, 4) for i, b in predicted.items()}
 
     def _crop_segment(self, frames, first_step, tracks, decoded, crops) -> None:

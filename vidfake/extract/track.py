@@ -183,17 +183,23 @@ def _took_turns(a: _Chain, b: _Chain, config: TrackerConfig) -> bool:
     probe = np.asarray([s for s in sorted(set(a.steps) | set(b.steps)) if lo <= s <= hi], np.float64)
     if probe.size < 2:
         return False  # one after the other, not at the same time: linking's business
-    boxes_a, boxes_b = (
-        np.stack([np.interp(probe, c.steps, np.asarray(c.boxes)[:, k]) for k in range(4)], axis=1) for c in (a, b)
-    )
+    boxes_a, boxes_b = (interp_rows(probe, c.steps, np.asarray(c.boxes)) for c in (a, b))
     return float(np.median(np.diag(box_iou(boxes_a, boxes_b)))) >= config.duplicate_iou
+
+
+def interp_rows(x_new, x, values: np.ndarray) -> np.ndarray:
+    """Linear interpolation of per-detection arrays (boxes ``(N,4)``, landmarks ``(N,5,2)``)
+    from positions ``x`` onto ``x_new``, every coordinate independently."""
+    values = np.asarray(values, np.float64)
+    x_new = np.atleast_1d(np.asarray(x_new, np.float64))
+    flat = values.reshape(len(values), -1)
+    out = np.stack([np.interp(x_new, x, flat[:, k]) for k in range(flat.shape[1])], axis=1)
+    return out.reshape((len(x_new),) + values.shape[1:])
 
 
 def _interpolate(steps: np.ndarray, values: np.ndarray, times: np.ndarray, all_steps: np.ndarray) -> np.ndarray:
     """Linear interpolation in time of per-detection values onto every spanned step."""
-    flat = values.reshape(len(values), -1)
-    out = np.stack([np.interp(times[all_steps], times[steps], flat[:, k]) for k in range(flat.shape[1])], axis=1)
-    return out.reshape((len(all_steps),) + values.shape[1:])
+    return interp_rows(times[all_steps], times[steps], values)
 
 
 def _smooth(values: np.ndarray, times: np.ndarray, sigma: float) -> np.ndarray:
