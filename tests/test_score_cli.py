@@ -94,9 +94,13 @@ def test_results_csv_and_submission(tmp_path, face_video, empty_scene_video, che
     assert [r["filename"] for r in subs] == [face_video.path.name] and 0 < float(subs[0]["label"]) < 1
 
 
-def test_without_checkpoint_says_no_model_is_installed(face_video, capsys):
+def test_without_checkpoint_or_default_model_says_what_to_do(face_video, capsys, monkeypatch, tmp_path):
+    import vidfake.models
+
+    monkeypatch.setattr(vidfake.models, "_package_dir", lambda: tmp_path)  # a package without its model
     assert main(["score", str(face_video.path)]) == 2
-    assert "no model is installed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "default model is not installed" in err and "--checkpoint" in err
 
 
 def test_a_pickle_checkpoint_is_refused_without_running_it(tmp_path, face_video, capsys):

@@ -120,7 +120,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", type=Path, help="videos, images, or folders of them")
-    p.add_argument("--checkpoint", type=Path, help="model checkpoint (.safetensors) made by vidfake")
+    p.add_argument("--checkpoint", type=Path, help="model checkpoint (.safetensors) made by vidfake (default: the packaged default model; see `vidfake models`)")
     p.add_argument("--json", action="store_true", help="print one JSON object per input instead of a table")
     p.add_argument("--out", type=Path, help="also write results: .csv (path,score,label,status) or .jsonl (full records)")
     p.add_argument("--submission", type=Path, help="write DFDC's submission.csv (filename,label with probabilities)")
@@ -132,13 +132,6 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_score)
 
 
-NO_MODEL_MESSAGE = (
-    "no model is installed yet. Pass --checkpoint PATH with a vidfake checkpoint. To try the "
-    "whole path now, make an untrained one: `vidfake init-checkpoint model.safetensors`; a trained "
-    "default model will ship with a later release."
-)
-
-
 def _run_score(args: argparse.Namespace) -> int:
     from vidfake.checkpoint import CheckpointError
     from vidfake.extract.dataset import ExtractError, collect_media
@@ -146,9 +139,6 @@ def _run_score(args: argparse.Namespace) -> int:
     from vidfake.reports import write_results
     from vidfake.scoring import Scorer
 
-    if args.checkpoint is None:
-        print(f"vidfake score: {NO_MODEL_MESSAGE}", file=sys.stderr)
-        return 2
     plan = f"uniform:{args.frames}" if args.frames else args.plan
     try:  # the scorer's ExtractConfig rejects a bad --plan with a PlanError
         items = collect_media(args.inputs)
@@ -244,7 +234,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("dataset", nargs="?", type=Path, help="folder or CSV to evaluate on")
-    p.add_argument("--checkpoint", type=Path, help="model checkpoint (needed unless --predictions/--compare)")
+    p.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the packaged default model)")
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument("--predictions", type=Path, help="recompute the report from this predictions.csv, no scoring")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A.csv", "B.csv"), help="compare two predictions files")
@@ -281,8 +271,8 @@ def _run_eval(args: argparse.Namespace) -> int:
             pred_path = args.predictions
             settings = EvalSettings.load(pred_path.parent) or EvalSettings()
         else:
-            if args.dataset is None or args.checkpoint is None:
-                print("vidfake eval: give DATASET and --checkpoint (or --predictions / --compare)", file=sys.stderr)
+            if args.dataset is None:
+                print("vidfake eval: give DATASET (or --predictions / --compare)", file=sys.stderr)
                 return 2
             from vidfake.scoring import Scorer
 
@@ -344,9 +334,149 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models",
+        help="describe the default model (or a checkpoint): backbone, input, plan, calibration, training",
+        description=(
+            "Print what a checkpoint is: its name, version, SHA-256, size, architecture, sampling plan, "
+            "calibration and how it was trained. Without --checkpoint it describes the default model "
+            "that ships inside the package (and verifies its checksum)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--checkpoint", type=Path, help="describe this checkpoint instead of the default model")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from vidfake.checkpoint import CheckpointError
+    from vidfake.models import describe_checkpoint
+
+    try:
+        info = describe_checkpoint(args.checkpoint)
+    except (CheckpointError, OSError) as error:
+        print(f"vidfake models: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    training = info["training"]
+    lines = [
+        f"{info['name']} {info['version']}" + ("  (default model)" if info["default"] else ""),
+        f"  file         {info['path']} ({info['size_mb']} MB)",
+        f"  sha256       {info['sha256']}",
+        f"  model        {info['backbone']} at {info['input_size']}px, {info['temporal_layers']} temporal layers, "
+        f"lip-sync head {'yes' if info['sync_head'] else 'no'}, {info['parameters'] / 1e6:.1f}M parameters",
+        f"  plan         {info['plan']}",
+        f"  calibration  temperature {info['temperature']}, threshold {info['threshold']}",
+    ]
+    if training.get("untrained"):
+        lines.append("  training     none: untrained weights, scores mean nothing")
+    elif training:
+        auc = training.get("best_val_auc", training.get("val_auc"))
+        lines.append(f"  training     {training.get('steps', '?')} steps, validation AUC "
+                     f"{auc if auc is None else round(auc, 4)}")
+    for key, value in info["card"].items():
+        lines.append(f"  {key:<12} {value}")
+    print("\n".join(lines))
+    return 0
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     # Listed here for `vidfake --help`; `main` hands `vidfake train ...` to its own parser.
     sub.add_parser("train", help="train a detector on an extraction folder (YAML config; see configs/)", add_help=False)
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    from vidfake.serve.config import TOKEN_ENV, ServeSettings
+
+    d = ServeSettings(checkpoint=Path("-"))
+    p = sub.add_parser(
+        "serve",
+        help="score uploaded videos and images over HTTP: a JSON API and a web page",
+        description=(
+            "Start an HTTP server: POST /v1/jobs uploads a file (multipart field 'file'), GET /v1/jobs/ID "
+            "gives its status and verdict (the `vidfake score --json` record), the page at / does the same "
+            "in a browser. Jobs are kept in SQLite under --data-dir, so a restart loses none. "
+            f"The bearer token can also come from the {TOKEN_ENV} environment variable (safer than --token, "
+            "which other users can see in the process list)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
+    p.add_argument("--checkpoint", type=Path, help="model checkpoint; without it, the model shipped with vidfake")
+    p.add_argument("--workers", type=int, default=d.workers, help="scoring processes, each with one model in memory")
+    p.add_argument("--device", default=d.device, help="cpu or cuda[:N] for the workers' model and face detector")
+    p.add_argument("--data-dir", type=Path, default=d.data_dir, help="job database, uploads and face thumbnails")
+    p.add_argument("--db", type=Path, help="SQLite job database; without it, DATA_DIR/jobs.sqlite3")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help="larger uploads get 413")
+    p.add_argument("--max-duration", type=float, default=d.max_duration_s, help="longer videos (seconds) get 422")
+    p.add_argument("--max-resolution", default="x".join(map(str, d.max_resolution)),
+                   help="larger frames (either orientation) get 422")
+    p.add_argument("--queue-size", type=int, default=d.queue_max, help="queued jobs beyond which uploads get 503")
+    p.add_argument("--job-timeout", type=float, default=d.job_timeout_s,
+                   help="seconds a job may take; past it the worker is killed and the job fails")
+    p.add_argument("--retention-hours", type=float, default=d.retention_hours,
+                   help="uploads and thumbnails are deleted this long after their job ends")
+    p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on every endpoint but /healthz and /readyz "
+                                   f"(default: ${TOKEN_ENV} if set, else no authentication)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser calls from this origin (repeatable); CORS is off by default")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from vidfake.checkpoint import CheckpointError
+    from vidfake.models import resolve_checkpoint
+    from vidfake.serve.config import TOKEN_ENV, ServeSettings, parse_resolution
+
+    try:
+        checkpoint = resolve_checkpoint(args.checkpoint)
+    except CheckpointError as error:
+        print(f"vidfake serve: {error}", file=sys.stderr)
+        return 2
+    if not checkpoint.is_file():
+        print(f"vidfake serve: {checkpoint}: no such checkpoint file", file=sys.stderr)
+        return 2
+    try:
+        settings = ServeSettings(
+            checkpoint=checkpoint.resolve(), data_dir=args.data_dir.resolve(), db_path=args.db, workers=args.workers,
+            device=args.device, max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
+            max_resolution=parse_resolution(args.max_resolution), queue_max=args.queue_size,
+            job_timeout_s=args.job_timeout, retention_hours=args.retention_hours,
+            token=args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None),
+            cors_origins=tuple(args.cors_origin),
+        )
+    except ValueError as error:
+        print(f"vidfake serve: {error}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from vidfake.serve.app import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)-9s %(message)s")
+    fatal: list[str] = []
+    servers: list[uvicorn.Server] = []
+
+    def stop_with(message: str) -> None:
+        fatal.append(message)
+        for server in servers:
+            server.should_exit = True
+
+    config = uvicorn.Config(create_app(settings, on_fatal=stop_with), host=args.host, port=args.port,
+                            log_level=args.log_level, timeout_graceful_shutdown=10)
+    servers.append(uvicorn.Server(config))
+    servers[0].run()
+    if fatal:
+        print(f"vidfake serve: {fatal[0]}", file=sys.stderr)
+        return 2
+    return 0 if servers[0].started else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,7 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_init_checkpoint(sub)
     _add_eval(sub)
     _add_calibrate(sub)
+    _add_models(sub)
     _add_train(sub)
+    _add_serve(sub)
     return parser
 
 

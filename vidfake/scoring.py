@@ -20,6 +20,7 @@ from vidfake.checkpoint import Checkpoint, load_checkpoint
 from vidfake.extract.pipeline import ExtractConfig, FaceClip, FaceExtractor, MediaError, MediaFaces
 from vidfake.extract.sampling import parse_plan
 from vidfake.extract.video import AudioTrack, DecodeError, VideoInfo, read_audio
+from vidfake.models import resolve_checkpoint
 from vidfake.temporal import ModelConfig, create_model
 from vidfake.temporal.aggregate import AggregationConfig, TrackEvidence, aggregate, calibrated_probability
 
@@ -63,10 +64,13 @@ class _ClipBatch:
 
 
 class Scorer:
-    """Loads a checkpoint once and scores any number of files with it."""
+    """Loads a checkpoint once (the packaged default model when none is given) and scores
+    any number of files with it."""
 
-    def __init__(self, checkpoint: Checkpoint | str | Path, device: str = "cpu", plan: str | None = None):
-        self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    def __init__(self, checkpoint: Checkpoint | str | Path | None = None, device: str = "cpu", plan: str | None = None):
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = load_checkpoint(resolve_checkpoint(checkpoint))
+        self.checkpoint = checkpoint
         config = self.checkpoint.config
         self.device = torch.device(device)
         self.model_config = ModelConfig.from_dict(config["model"])
@@ -284,11 +288,12 @@ def _since(start: float) -> dict[str, float]:
     return {"total": round(time.perf_counter() - start, 4)}
 
 
-def score_video(path: str | Path, checkpoint: str | Path | Checkpoint, device: str = "cpu") -> Verdict:
-    """Score one video (loads the checkpoint each call; use ``Scorer`` for many files)."""
+def score_video(path: str | Path, checkpoint: str | Path | Checkpoint | None = None, device: str = "cpu") -> Verdict:
+    """Score one video with ``checkpoint`` or the default model (loads it on every call;
+    use ``Scorer`` for many files)."""
     return Scorer(checkpoint, device).score_video(path)
 
 
-def score_image(path: str | Path, checkpoint: str | Path | Checkpoint, device: str = "cpu") -> Verdict:
+def score_image(path: str | Path, checkpoint: str | Path | Checkpoint | None = None, device: str = "cpu") -> Verdict:
     """Score one still image as a one-frame clip."""
     return Scorer(checkpoint, device).score_image(path)

@@ -1,0 +1,70 @@
+"""How the default model is found and guarded, on a stand-in package folder."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+import vidfake.models
+from vidfake.cli import main
+from vidfake.models import DEFAULT_MODEL_FILE, DefaultModelError, default_checkpoint, resolve_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from vidfake.extract.pipeline import ExtractConfig
+    from vidfake.init_checkpoint import init_checkpoint
+    from vidfake.temporal.config import ModelConfig
+
+    model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,
+                        sync=False)
+    return init_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", model, ExtractConfig(plan="uniform:4"))
+
+
+@pytest.fixture
+def package_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(vidfake.models, "_package_dir", lambda: tmp_path)
+    return tmp_path
+
+
+def _install(package_dir, checkpoint, checksum=None):
+    shutil.copy(checkpoint, package_dir / DEFAULT_MODEL_FILE)
+    digest = checksum or hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    (package_dir / "default.sha256").write_text(f"{digest}  {DEFAULT_MODEL_FILE}\n")
+
+
+def test_missing_default_model_is_a_clear_error(package_dir):
+    with pytest.raises(DefaultModelError, match="default model is not installed"):
+        default_checkpoint()
+
+
+def test_a_damaged_default_model_is_refused(package_dir, tiny_checkpoint):
+    _install(package_dir, tiny_checkpoint, checksum="0" * 64)
+    with pytest.raises(DefaultModelError, match="damaged"):
+        default_checkpoint()
+    (package_dir / "default.sha256").unlink()
+    with pytest.raises(DefaultModelError, match="cannot verify"):
+        default_checkpoint()
+
+
+def test_an_explicit_checkpoint_wins_and_none_means_the_default(package_dir, tiny_checkpoint, tmp_path):
+    _install(package_dir, tiny_checkpoint)
+    assert resolve_checkpoint(None) == package_dir / DEFAULT_MODEL_FILE
+    assert resolve_checkpoint(tmp_path / "other.safetensors") == tmp_path / "other.safetensors"
+
+
+def test_score_and_models_use_the_default_without_checkpoint(package_dir, tiny_checkpoint, face_video, capsys):
+    _install(package_dir, tiny_checkpoint)
+    assert main(["score", str(face_video.path), "--json", "--no-progress"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "ok"
+    assert record["model"]["sha256"] == hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+
+    assert main(["models", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["default"] is True and info["backbone"] == "resnet10t" and info["plan"] == "uniform:4"
+    assert info["sha256"] == record["model"]["sha256"]
+    assert main(["models"]) == 0
+    assert "untrained" in capsys.readouterr().out

@@ -1,0 +1,100 @@
+"""The default model that ships inside the package.
+
+``vidfake score``, the Python API and the service all load the same file when no
+checkpoint is given, so "the default model" means one thing everywhere. A SHA-256
+recorded next to it guards against a truncated or swapped file: a mismatch is an error,
+never a silent fallback to other weights.
+"""
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+from vidfake.checkpoint import CheckpointError
+
+__all__ = [
+    "DEFAULT_MODEL_FILE",
+    "DefaultModelError",
+    "default_checkpoint",
+    "describe_checkpoint",
+    "resolve_checkpoint",
+]
+
+DEFAULT_MODEL_FILE = "default.safetensors"
+_CHECKSUM_FILE = "default.sha256"
+
+
+class DefaultModelError(CheckpointError):
+    """The packaged default model is missing or does not match its checksum."""
+
+
+def _package_dir() -> Path:
+    return Path(str(resources.files(__name__)))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_checkpoint(verify: bool = True) -> Path:
+    """Path of the packaged default checkpoint, checked against its recorded SHA-256."""
+    folder = _package_dir()
+    path = folder / DEFAULT_MODEL_FILE
+    if not path.is_file():
+        raise DefaultModelError(
+            f"the default model is not installed ({path} is missing). Reinstall vidfake, or "
+            "pass --checkpoint PATH with a vidfake checkpoint."
+        )
+    if verify:
+        checksum_file = folder / _CHECKSUM_FILE
+        if not checksum_file.is_file():
+            raise DefaultModelError(f"{checksum_file} is missing: cannot verify the default model")
+        expected = checksum_file.read_text().split()[0].strip().lower()
+        actual = _sha256(path)
+        if actual != expected:
+            raise DefaultModelError(
+                f"the default model {path} is damaged: SHA-256 {actual} does not match the "
+                f"recorded {expected}. Reinstall vidfake."
+            )
+    return path
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """The checkpoint to load: the one given, else the packaged default model."""
+    return Path(path) if path is not None else default_checkpoint()
+
+
+def describe_checkpoint(path: str | Path | None = None) -> dict:
+    """What a checkpoint is (the default model when ``path`` is None): the facts a user
+    needs before trusting its scores, read from the config saved inside it."""
+    from vidfake.checkpoint import load_checkpoint
+
+    resolved = resolve_checkpoint(path)
+    checkpoint = load_checkpoint(resolved)
+    config = checkpoint.config
+    model = config.get("model", {})
+    aggregation = config.get("aggregation", {})
+    n_params = sum(t.numel() for t in checkpoint.state_dict.values())
+    return {
+        "name": config.get("name", resolved.stem),
+        "version": config.get("version", ""),
+        "default": path is None,
+        "path": str(resolved),
+        "sha256": checkpoint.sha256,
+        "size_mb": round(resolved.stat().st_size / 2**20, 2),
+        "parameters": int(n_params),
+        "backbone": model.get("backbone"),
+        "input_size": model.get("input_size"),
+        "temporal_layers": model.get("temporal_layers"),
+        "sync_head": bool(model.get("sync")),
+        "plan": config.get("extract", {}).get("plan"),
+        "temperature": aggregation.get("temperature"),
+        "threshold": aggregation.get("threshold"),
+        "training": config.get("training", {}),
+        "card": config.get("card", {}),
+    }
