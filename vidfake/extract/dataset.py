@@ -205,6 +205,8 @@ def process_item(item: MediaItem, label: LabelInfo, out_dir: Path, options: Outp
             result = extractor.extract_video(item.path)
     except DecodeError as error:
         return {**base, "status": "error", "reason": str(error)}
+    except Exception as error:  # noqa: BLE001 - one odd file must not end a run of thousands
+        return {**base, "status": "error", "reason": f"unexpected {type(error).__name__} while decoding: {error}"}
     if not result.faces:
         return {**base, "status": "no_face", "reason": f"no face found in {len(result.frame_indices)} sampled frames",
                 "info": asdict(result.info)}

@@ -132,12 +132,15 @@ def _scan_packets(container: av.container.InputContainer, path: Path) -> _Stream
     return _StreamIndex(pts=order, timestamps=order * time_base, keyframes=key_idx)
 
 
-def _first_frame_rotation(container: av.container.InputContainer) -> int:
-    container.seek(0)
+def _first_frame_rotation(path: Path) -> int:
+    # a fresh container rather than seek(0): some demuxers (FLV without an index) refuse to seek
+    container = _open_container(path)
     try:
         frame = next(container.decode(video=0))
     except (StopIteration, av.error.FFmpegError):
         return 0
+    finally:
+        container.close()
     rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
     return rotation if rotation in (0, 90, 180, 270) else 0
 
@@ -147,7 +150,7 @@ def _probe(path: Path) -> tuple[VideoInfo, _StreamIndex]:
     try:
         stream = container.streams.video[0]
         index = _scan_packets(container, path)
-        rotation = _first_frame_rotation(container)
+        rotation = _first_frame_rotation(path)
         audio = container.streams.audio[0] if container.streams.audio else None
         n = len(index.pts)
         span = float(index.timestamps[-1] - index.timestamps[0]) if n > 1 else 0.0
@@ -293,7 +296,12 @@ class PyAVReader(VideoReader):
                 keyframe = int(keyframes[np.searchsorted(keyframes, target, "right") - 1])
                 seeked = can_seek and keyframe > current + SEEK_MIN_SKIP
                 if seeked:
-                    container.seek(int(pts[keyframe]), stream=container.streams.video[0], backward=True)
+                    try:
+                        container.seek(int(pts[keyframe]), stream=container.streams.video[0], backward=True)
+                    except av.error.FFmpegError:  # a demuxer that cannot seek: decode on from the start
+                        container.close()
+                        container = self._open_threaded()
+                        current, can_seek, seeked = -1, False, False
                     frames = self._safe_decode(container)
                 for frame in frames:
                     stamp = frame.pts
