@@ -68,3 +68,27 @@ def test_score_and_models_use_the_default_without_checkpoint(package_dir, tiny_c
     assert info["sha256"] == record["model"]["sha256"]
     assert main(["models"]) == 0
     assert "untrained" in capsys.readouterr().out
+
+
+def test_packaging_writes_a_verified_model_and_removes_untrained_parts(package_dir, tmp_path_factory):
+    from vidfake.checkpoint import load_checkpoint
+    from vidfake.extract.pipeline import ExtractConfig
+    from vidfake.init_checkpoint import init_checkpoint
+    from vidfake.models.package import package_default_model
+    from vidfake.scoring import Scorer
+    from vidfake.temporal.config import ModelConfig
+
+    model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,
+                        mouth_size=32, sync_dim=32, sync_max_offset=3)
+    source = init_checkpoint(tmp_path_factory.mktemp("src") / "trained.safetensors", model, ExtractConfig())
+    with pytest.raises(ValueError, match="plan"):
+        package_default_model(source, "t1", plan="sometimes:3", out_dir=package_dir)
+    path = package_default_model(source, "t1", plan="uniform:8", out_dir=package_dir, drop_sync=True,
+                                 frame_only=True, card={"data": "generated"})
+    assert default_checkpoint() == path
+    packed = load_checkpoint(path)
+    assert packed.config["model"]["sync"] is False and not any(k.startswith("sync") for k in packed.state_dict)
+    assert not packed.state_dict["temporal.head.weight"].any() and not packed.state_dict["temporal.head.bias"].any()
+    assert packed.config["extract"]["plan"] == "uniform:8" and packed.config["version"] == "t1"
+    assert packed.config["card"]["data"] == "generated" and "lip_sync" in packed.config["card"]
+    assert Scorer().model_info["sha256"] == packed.sha256
