@@ -312,11 +312,24 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "calibrate",
         help="fit the checkpoint's temperature on validation predictions and write a new checkpoint",
+        description=(
+            "Fit the temperature that minimises log loss on held-out data and write it into a new "
+            "checkpoint. The held-out data is either a predictions.csv from `vidfake eval` on a "
+            "labelled validation set, or (--data) the validation split of the `vidfake extract` folder "
+            "the model was trained on, split exactly as `vidfake train` split it."
+        ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint the predictions were made with")
-    p.add_argument("--predictions", type=Path, required=True, help="predictions.csv from vidfake eval on a validation set")
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint to calibrate")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", type=Path, help="predictions.csv from vidfake eval on a validation set")
+    source.add_argument("--data", type=Path, help="the training run's extraction folder: calibrate on its validation split")
     p.add_argument("--out", type=Path, required=True, help="new checkpoint file")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="with --data: the run's data.val_fraction")
+    p.add_argument("--clip-len", type=int, default=1, help="with --data: the run's data.clip_len")
+    p.add_argument("--split-seed", type=int, default=0, help="with --data: the run's data.seed")
+    p.add_argument("--clean", action="store_true",
+                   help="with --data: do not degrade the validation clips with the training augmentations")
     p.set_defaults(func=_run_calibrate)
 
 
@@ -325,8 +338,18 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     from vidfake.checkpoint import CheckpointError
 
     try:
-        result = calibrate_checkpoint(args.checkpoint, args.predictions, args.out)
-    except (CalibrationError, CheckpointError, FileNotFoundError) as error:
+        predictions = args.predictions
+        if args.data is not None:
+            from vidfake.train.val_predictions import write_validation_predictions
+
+            predictions = write_validation_predictions(
+                args.checkpoint, args.data, args.out.with_name(args.out.stem + ".validation.csv"),
+                clip_len=args.clip_len, val_fraction=args.val_fraction, split_seed=args.split_seed,
+                degrade=not args.clean,
+            )
+            print(f"validation predictions: {predictions}")
+        result = calibrate_checkpoint(args.checkpoint, predictions, args.out)
+    except (CalibrationError, CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"vidfake calibrate: {error}", file=sys.stderr)
         return 2
     print(f"temperature {result['temperature_before']:.4g} -> {result['temperature']:.4g} on {result['n']} files; "
@@ -459,6 +482,13 @@ def _run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from vidfake.serve.app import create_app
+    from vidfake.serve.service import Service
+
+    try:
+        Service(settings).preflight()
+    except (RuntimeError, OSError) as error:
+        print(f"vidfake serve: {error}", file=sys.stderr)
+        return 2
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)-9s %(message)s")
     fatal: list[str] = []
@@ -472,7 +502,13 @@ def _run_serve(args: argparse.Namespace) -> int:
     config = uvicorn.Config(create_app(settings, on_fatal=stop_with), host=args.host, port=args.port,
                             log_level=args.log_level, timeout_graceful_shutdown=10)
     servers.append(uvicorn.Server(config))
-    servers[0].run()
+    try:
+        servers[0].run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its clean shutdown
+        return 130
+    except SystemExit:  # uvicorn exits when start-up fails (port taken, service error)
+        if not fatal:
+            raise
     if fatal:
         print(f"vidfake serve: {fatal[0]}", file=sys.stderr)
         return 2
