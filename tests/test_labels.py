@@ -272,6 +272,14 @@ def test_csv_kind_or_method_column_names_the_method_of_fakes(tmp_path: Path):
     assert build_label_resolver(both, []).lookup(tmp_path / "a.mp4").method == "Face2Face"
 
 
+def test_csv_group_column_keeps_an_identity_on_one_side(tmp_path: Path):
+    labels = write(tmp_path / "g.csv", "path,label,group\na.mp4,REAL,speaker1\nb.mp4,FAKE,speaker1\nc.mp4,REAL,\n")
+    resolver = build_label_resolver(labels, [])
+    assert resolver.lookup(tmp_path / "a.mp4") == LabelInfo(0, "real", "speaker1", "csv")
+    assert resolver.lookup(tmp_path / "b.mp4").group == "speaker1"
+    assert resolver.lookup(tmp_path / "c.mp4").group is None
+
+
 def test_csv_with_bom_and_spaced_header(tmp_path: Path):
     csv_path = tmp_path / "bom.csv"
     csv_path.write_bytes("\ufeff path , LABEL \r\na.mp4,FAKE\r\n".encode("utf-8"))

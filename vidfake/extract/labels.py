@@ -31,7 +31,7 @@ Groups (the key that a leak-free split keeps together):
   DeepFakeDetection files (``01__scene.mp4``, ``01_02__scene__ID.mp4``) follow the same
   first-token rule and group by actor (two-digit ids, which never equal the three-digit
   YouTube ids).
-* CSV: None (the CSV format has no group column).
+* CSV: the ``group`` column where there is one (e.g. a speaker or identity id), else None.
 """
 from __future__ import annotations
 
@@ -255,7 +255,8 @@ def _dfdc_entries(
 
 def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list[_Entry]:
     """Rows of a CSV with ``path`` and ``label`` columns (names matched in any case);
-    a ``method`` or ``kind`` column, if present, names the method of fake rows."""
+    a ``method`` or ``kind`` column, if present, names the method of fake rows, and a
+    ``group`` column the identity or source that a split must keep on one side."""
     entries: list[_Entry] = []
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
@@ -269,6 +270,7 @@ def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list
                     f"CSV needs the columns 'path' and 'label' (found: {header or 'no header'})"
                 )
             method_col = columns.get("method", columns.get("kind"))
+            group_col = columns.get("group")
 
             for row in reader:
                 line = reader.line_num
@@ -291,7 +293,8 @@ def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list
                 method = (_cell(row, method_col) or None) if label == 1 else "real"
                 path = Path(raw_path).expanduser()
                 full = path if path.is_absolute() else csv_path.parent / path
-                entries.append((full.resolve(), LabelInfo(label, method, None, "csv"), where))
+                group = _cell(row, group_col) or None
+                entries.append((full.resolve(), LabelInfo(label, method, group, "csv"), where))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise LabelError(f"{csv_path}: cannot read as CSV: {exc}") from exc
     return entries
