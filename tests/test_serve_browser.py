@@ -1,0 +1,96 @@
+"""The web page of ``vidfake serve`` in a real browser: Debian's headless Chromium,
+driven through chromedriver. Skipped (with the reason) where the browser is not
+installed; ``.ci/run`` installs it. Nothing is installed or downloaded at run time."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests import media
+from tests.serve_helpers import Server, tiny_checkpoint
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+TOKEN = "page-token"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
+                       reason="headless Chromium not installed (apt-get install chromium chromium-driver)"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1200,1600", "--no-first-run", "--disable-extensions",
+                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(argument)
+    # an explicit driver path: selenium never tries to download one
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    checkpoint = tiny_checkpoint(tmp_path / "tiny.safetensors")
+    clip = media.moving_face_video(tmp_path / "interview clip.mp4", n_frames=40)
+    with Server(checkpoint, tmp_path / "data", token=TOKEN, env={"VIDFAKE_TOKEN": TOKEN}) as server:
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 120, poll_frequency=0.2)
+        # the API answers 401 without the token: the page asks for it
+        wait.until(lambda d: d.find_element(By.ID, "auth").is_displayed())
+        browser.find_element(By.ID, "token").send_keys(TOKEN)
+        browser.find_element(By.CSS_SELECTOR, "#auth-form button").click()
+        wait.until(lambda d: "model tiny" in d.find_element(By.ID, "model-info").text)
+        assert browser.find_element(By.ID, "untrained").is_displayed()
+
+        browser.find_element(By.ID, "file").send_keys(str(clip.path))
+        wait.until(lambda d: d.find_element(By.ID, "result").is_displayed())
+
+        assert browser.find_element(By.ID, "result-name").text == "interview clip.mp4"
+        assert browser.find_element(By.ID, "verdict").get_attribute("data-status") == "ok"
+        assert browser.find_element(By.ID, "verdict-label").text in ("FAKE", "REAL")
+        assert "fake probability" in browser.find_element(By.ID, "verdict-score").text
+
+        job_id = browser.execute_script("return location.hash").split("=", 1)[1]
+        with server.client() as c:
+            verdict = c.get(f"/v1/jobs/{job_id}").json()["verdict"]
+        scored = [p for p in verdict["timeline"] if p["score"] is not None]
+        timeline = browser.find_element(By.ID, "timeline")
+        assert int(timeline.get_attribute("data-points")) == len(scored) > 0
+        dots = timeline.find_elements(By.CSS_SELECTOR, "circle.point")
+        assert [round(float(d.get_attribute("data-score")), 6) for d in dots] == [round(p["score"], 6) for p in scored]
+        assert timeline.find_elements(By.CSS_SELECTOR, "polyline.series")
+        assert timeline.find_elements(By.CSS_SELECTOR, "line.threshold")
+
+        cards = browser.find_elements(By.CSS_SELECTOR, "#faces .face")
+        assert len(cards) == len(verdict["tracks"])
+        wait.until(lambda d: all(d.execute_script("return arguments[0].naturalWidth", img) > 0
+                                 for img in d.find_elements(By.CSS_SELECTOR, "#faces img")))
+        assert all("%" in card.find_element(By.CSS_SELECTOR, ".score").text for card in cards)
+
+        assert "sync confidence" in browser.find_element(By.ID, "lipsync").text
+        assert "untrained" in browser.find_element(By.ID, "warnings").text
+        rows = browser.find_elements(By.CSS_SELECTOR, "#jobs tr")
+        assert any("interview clip.mp4" in row.text for row in rows)
+        assert not browser.find_element(By.ID, "error").is_displayed()
+
+        # a file that is not a video gets the server's explanation on the page
+        bad = media.not_a_video(tmp_path / "notes.mp4")
+        browser.find_element(By.ID, "file").send_keys(str(bad))
+        wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
+        assert "HTTP 415" in browser.find_element(By.ID, "error").text
+        severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "415" not in e["message"]
+                  and "401" not in e["message"]]
+        assert not severe, severe

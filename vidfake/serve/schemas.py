@@ -1,0 +1,115 @@
+"""Response bodies of the HTTP API, as pydantic models: they are the OpenAPI schema
+(``/openapi.json``) that client code is generated from, and they keep every endpoint's
+answer in one checked shape."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from vidfake.serve.store import Job
+
+JobStatus = Literal["queued", "running", "done", "failed"]
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="what went wrong, in words")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    workers_ready: int = Field(description="scoring workers with the model loaded")
+    workers: int
+    reason: str | None = None
+    error: str | None = Field(None, description="why the service cannot score at all")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    sha256: str
+    checkpoint: str = Field(description="checkpoint file name")
+    device: str
+    backbone: str
+    input_size: int
+    lip_sync_head: bool
+    plan: str = Field(description="frame sampling plan")
+    threshold: float = Field(description="scores at or above it are labelled FAKE")
+    untrained: bool = Field(description="a randomly initialised checkpoint: its scores are meaningless")
+    workers: int
+    workers_ready: int
+
+
+class JobCreated(BaseModel):
+    id: str
+    status: JobStatus
+    url: str = Field(description="where to poll the job")
+
+
+class FaceThumbnail(BaseModel):
+    track_id: int = Field(description="the verdict's track id")
+    frame: int = Field(description="frame index the thumbnail was cut from (the track's first)")
+    url: str
+
+
+class JobSummary(BaseModel):
+    id: str
+    status: JobStatus
+    filename: str = Field(description="the uploaded file's name, for display")
+    kind: Literal["video", "image"]
+    size_bytes: int
+    media: dict = Field(description="what the header check found: size, duration, codec...")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int = Field(description="times a worker took the job (restarts included)")
+    queue_position: int | None = Field(None, description="queued jobs ahead of this one")
+    verdict_status: str | None = Field(None, description="ok, no_face, unreadable or unsupported, when done")
+    score: float | None = Field(None, description="probability that the file is fake (when done and ok)")
+    label: str | None = None
+    error: str | None = Field(None, description="why the job failed")
+    files_purged: bool = Field(description="the upload and thumbnails were deleted after the retention period")
+    url: str
+
+
+class JobDetail(JobSummary):
+    verdict: dict | None = Field(None, description="when done: the same record as `vidfake score --json`")
+    faces: list[FaceThumbnail] = Field(default_factory=list, description="one thumbnail per face track")
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary]
+    limit: int
+    next_before: int | None = Field(description="pass as ?before= for the next (older) page; null on the last page")
+
+
+def _time(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, timezone.utc) if ts is not None else None
+
+
+def job_url(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}"
+
+
+def summary(job: Job, queue_position: int | None = None) -> JobSummary:
+    verdict = job.verdict or {}
+    return JobSummary(
+        id=job.id, status=job.status, filename=job.filename, kind=job.kind, size_bytes=job.size_bytes,
+        media=job.media, created_at=_time(job.created_at), started_at=_time(job.started_at),
+        finished_at=_time(job.finished_at), attempts=job.attempts, queue_position=queue_position,
+        verdict_status=verdict.get("status"), score=verdict.get("score"), label=verdict.get("label"),
+        error=job.error, files_purged=job.purged, url=job_url(job.id),
+    )
+
+
+def detail(job: Job, queue_position: int | None = None) -> JobDetail:
+    faces = [] if job.purged else [
+        FaceThumbnail(track_id=f["track_id"], frame=f["frame"], url=f"{job_url(job.id)}/faces/{f['track_id']}.jpg")
+        for f in job.faces
+    ]
+    return JobDetail(**summary(job, queue_position).model_dump(), verdict=job.verdict, faces=faces)
