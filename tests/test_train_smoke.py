@@ -12,6 +12,9 @@ import pytest
 import torch
 
 from tests import media
+from tests.train_folders import single_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -27,7 +30,7 @@ def videos(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def extracted(videos, tmp_path_factory) -> Path:
+def extracted(videos, tmp_path_factory, single_thread) -> Path:
     from vidfake.cli import main
 
     out = tmp_path_factory.mktemp("train_extract")

@@ -332,15 +332,27 @@ def sync_contrastive_loss(
     target_offset: int | Tensor = 0,
     sample_mask: Tensor | None = None,
     temperature: float = 0.1,
+    negatives: SyncOutput | None = None,
 ) -> Tensor:
     """InfoNCE over offsets, per visual window: the audio window at ``target_offset``
     (0 = in sync) is the positive, the same clip's audio shifted by every other offset in
     ``-K..K`` are the negatives. Averaged over assessed windows of samples with
     ``sample_mask`` True (use it to restrict to clips known to be in sync, e.g. real
     videos); ``target_offset`` may be a ``(B,)`` tensor for clips shifted on purpose.
-    Returns a scalar (0 with a graph when nothing is usable)."""
+
+    ``negatives``: the head's output for the same mouths against *other* clips' audio
+    (e.g. the batch's audio rolled by one); its windows at every offset join the
+    negatives, where that output assessed them. Returns a scalar (0 with a graph when
+    nothing is usable)."""
     logits = sync.window_similarity / temperature  # (B, n, 2K+1)
-    b, n, n_off = logits.shape
+    if negatives is not None:
+        if negatives.window_similarity.shape != logits.shape:
+            raise ValueError(f"negatives {tuple(negatives.window_similarity.shape)} must match {tuple(logits.shape)}")
+        other = (negatives.window_similarity / temperature).masked_fill(
+            ~negatives.window_mask.unsqueeze(-1), float("-inf"))
+        logits = torch.cat([logits, other.to(logits.dtype)], dim=-1)
+    b, n = logits.shape[:2]
+    n_off = sync.window_similarity.shape[-1]
     k = (n_off - 1) // 2
     target = torch.as_tensor(target_offset, device=logits.device).long()
     target = target.expand(b) if target.ndim == 0 else target
@@ -350,7 +362,8 @@ def sync_contrastive_loss(
     if sample_mask is not None:
         use = use & sample_mask.to(torch.bool)
     valid = sync.window_mask & use.unsqueeze(1)
-    if not bool(valid.any()):
-        return logits.sum() * 0.0
+    if not bool(valid.any()):  # keep the graph (DDP wants every used parameter to get a gradient)
+        zero = sync.window_similarity.sum() * 0.0
+        return zero if negatives is None else zero + negatives.window_similarity.sum() * 0.0
     labels = (target + k).unsqueeze(1).expand(b, n)
     return F.cross_entropy(logits[valid], labels[valid])

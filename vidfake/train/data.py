@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from vidfake.extract.crop import CropConfig, square_region
 from vidfake.extract.dataset import read_jsonl
+from vidfake.train.audio import SyncAudio, clip_audio
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,22 @@ class ClipItem:
     timestamps: list[float]  # seconds, on the video's time line
     landmarks_in_crop: np.ndarray  # (T,5,2) float32, crop pixel coordinates
     audio: dict | None  # the record's audio entry, "file" made absolute (or None)
+    frame_indices: tuple[int, ...] = ()  # the video frame of each crop
+    fps: float | None = None  # the video's frame rate (None for images)
 
     def __len__(self) -> int:
         return len(self.crop_files)
+
+    @property
+    def consecutive(self) -> bool:
+        """Whether the crops are of consecutive video frames (what the sync head needs)."""
+        return len(self.frame_indices) == len(self) and all(
+            b - a == 1 for a, b in zip(self.frame_indices, self.frame_indices[1:]))
+
+    @property
+    def sync_ready(self) -> bool:
+        """Mouth crops, audio and consecutive frames at a known rate: the sync head can use it."""
+        return bool(self.mouth_files) and self.audio is not None and bool(self.fps) and self.consecutive
 
 
 # --- geometry ----------------------------------------------------------------------------
@@ -84,18 +98,34 @@ def _crop_config(out_dir: Path) -> CropConfig:
     return CropConfig(**{k: v for k, v in crop.items() if k in CropConfig.__dataclass_fields__})
 
 
-def load_extracted(dir: Path, clip_len: int | None = None, stride: int = 1) -> list[ClipItem]:
+def _runs(frame_indices: Sequence[int], positions: list[int]) -> list[list[int]]:
+    """``positions`` split where the video frame index does not step by exactly 1."""
+    runs: list[list[int]] = []
+    for p in positions:
+        if runs and frame_indices[p] - frame_indices[runs[-1][-1]] == 1:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return runs
+
+
+def load_extracted(dir: Path, clip_len: int | None = None, stride: int = 1, consecutive: bool = False) -> list[ClipItem]:
     """Items for every track of every ``status == "ok"`` record of ``dir/tracks.jsonl``.
 
     ``stride`` keeps every ``stride``-th crop of a track (temporal subsampling). With
     ``clip_len`` the (subsampled) track is cut into consecutive, non-overlapping windows of
     ``clip_len`` positions (a shorter tail is dropped); without it, one item per track.
-    Records whose label is null are skipped (their count is logged)."""
+    With ``consecutive`` (for the sync head, and temporal models on a ``clips`` plan),
+    windows are cut inside runs of consecutive video frames only, so none straddles a gap
+    between the plan's clips. Records whose label is null are skipped (their count is
+    logged)."""
     out_dir = Path(dir)
     if clip_len is not None and clip_len < 1:
         raise ValueError(f"clip_len must be >= 1, got {clip_len}")
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
+    if consecutive and stride != 1:
+        raise ValueError("consecutive windows need stride 1")
     crop = _crop_config(out_dir)
     items: list[ClipItem] = []
     unlabelled = 0
@@ -108,12 +138,17 @@ def load_extracted(dir: Path, clip_len: int | None = None, stride: int = 1) -> l
         audio = record.get("audio")
         if audio:
             audio = {**audio, "file": out_dir / "audio" / audio["file"]}
+        fps = (record.get("info") or {}).get("fps") if record.get("kind", "video") == "video" else None
         for track in record.get("tracks", []):
             positions = list(range(0, len(track["crops"]), stride))
-            if clip_len is None:
-                windows = [positions] if positions else []
-            else:
-                windows = [positions[i : i + clip_len] for i in range(0, len(positions) - clip_len + 1, clip_len)]
+            frame_indices = track.get("frame_indices") or []
+            runs = _runs(frame_indices, positions) if consecutive and frame_indices else [positions]
+            windows = []
+            for run in runs:
+                if clip_len is None:
+                    windows += [run] if run else []
+                else:
+                    windows += [run[i : i + clip_len] for i in range(0, len(run) - clip_len + 1, clip_len)]
             if not windows:
                 continue
             landmarks = landmarks_to_crop(track["landmarks"], track["boxes"], crop.margin, crop.size)
@@ -130,6 +165,8 @@ def load_extracted(dir: Path, clip_len: int | None = None, stride: int = 1) -> l
                     timestamps=[float(track["timestamps"][p]) for p in window],
                     landmarks_in_crop=landmarks[window],
                     audio=audio or None,
+                    frame_indices=tuple(int(frame_indices[p]) for p in window) if frame_indices else (),
+                    fps=float(fps) if fps else None,
                 ))
     if unlabelled:
         log.warning("%s: skipped %d record(s) with no label", out_dir, unlabelled)
@@ -256,17 +293,31 @@ class ClipDataset(Dataset):
     crop pixels, ``mouths`` uint8 ``(T,3,M,M)`` (only when the item has mouth crops),
     ``method`` and ``media_id`` strings.
 
+    With ``sync_audio`` (lip-sync training) every item must have mouth crops, and samples
+    also carry ``audio`` float32 ``(S,)`` (the clip's window, see
+    :func:`vidfake.train.audio.clip_audio`; empty when unusable), ``fps`` float,
+    ``has_audio`` bool (the sync head can use this sample: audio with sound, consecutive
+    frames), ``sync_shift`` int (frames the audio was moved; 0 = in sync) and
+    ``sync_known`` bool (the audio is the clip's own, so its alignment is known: real items).
+
     ``transform(sample, rng)`` runs before the tensors are made, on ``frames`` / ``mouths``
     as ``(T,H,W,3)`` uint8 numpy, ``landmarks`` ``(T,5,2)`` and ``label`` a float; it
     returns the (possibly new) dict, whose arrays are then converted. ``rng`` is fresh
     entropy per call, or, with ``seed``, derived from ``(seed, epoch, index)`` so runs
     repeat (call :meth:`set_epoch` each epoch for new draws)."""
 
-    def __init__(self, items: Sequence[ClipItem], transform: Transform | None = None, seed: int | None = None) -> None:
+    def __init__(self, items: Sequence[ClipItem], transform: Transform | None = None, seed: int | None = None,
+                 sync_audio: SyncAudio | None = None) -> None:
         self.items = list(items)
         self.transform = transform
         self.seed = seed
+        self.sync_audio = sync_audio
         self.epoch = 0
+        if sync_audio is not None:
+            missing = [item.media_id for item in self.items if not item.mouth_files]
+            if missing:
+                raise ValueError(f"{len(missing)} item(s) have no mouth crops (e.g. {missing[0]}); lip-sync training "
+                                 "needs them: extract without --no-mouths")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -287,10 +338,26 @@ class ClipDataset(Dataset):
         }
         if item.mouth_files:
             sample["mouths"] = _load_images(item.mouth_files)
+        rng = np.random.default_rng(None if self.seed is None else [self.seed, self.epoch, index])
+        if self.sync_audio is not None:
+            sample.update(_sync_fields(item, self.sync_audio, rng))
         if self.transform is not None:
-            rng = np.random.default_rng(None if self.seed is None else [self.seed, self.epoch, index])
             sample = self.transform(sample, rng)
         return _to_tensors(sample)
+
+
+def _sync_fields(item: ClipItem, options: SyncAudio, rng: np.random.Generator) -> dict:
+    shift = options.draw_shift(rng)
+    audio = np.zeros(0, np.float32)
+    if item.sync_ready:
+        audio = clip_audio(item.audio, item.timestamps[0], len(item), item.fps, options, shift)
+    return {
+        "audio": audio,
+        "fps": float(item.fps or 0.0),
+        "has_audio": bool(audio.size and np.abs(audio).max() > 0),
+        "sync_shift": shift,
+        "sync_known": item.label == 0,
+    }
 
 
 def _to_tensors(sample: dict) -> dict:
@@ -298,7 +365,7 @@ def _to_tensors(sample: dict) -> dict:
     for key in ("frames", "mouths"):
         if key in out and isinstance(out[key], np.ndarray):
             out[key] = torch.from_numpy(np.ascontiguousarray(out[key].transpose(0, 3, 1, 2)))
-    for key in ("times", "landmarks"):
+    for key in ("times", "landmarks", "audio"):
         if isinstance(out.get(key), np.ndarray):
             out[key] = torch.from_numpy(np.ascontiguousarray(out[key], np.float32))
     if not isinstance(out["label"], torch.Tensor):

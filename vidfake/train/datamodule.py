@@ -1,9 +1,23 @@
 """Lightning data module over a ``vidfake extract`` output folder.
 
-Training can work from real faces only: each real training item becomes, with
-probability ``sbi_prob``, its self-blended fake (SBI, label 1, method ``"sbi"``). The
-validation set is the real/fake val items as they are plus one SBI copy of each real val
-item (fixed seed), so validation has both classes even on real-only data.
+Two tasks share it:
+
+* ``detect``: training can work from real faces only: each real training item becomes,
+  with probability ``sbi_prob``, its self-blended fake (SBI, label 1, method ``"sbi"``).
+  The validation set is the real/fake val items as they are plus, when it has no real
+  fakes (``val_sbi="auto"``; or always / never with True / False), one SBI copy of each
+  real val item (fixed seed), so validation has both classes even on real-only data, and
+  is judged on real manipulations when there are some.
+  With ``sync``, items also carry their mouth crops and aligned audio for the lip-sync
+  head, and with ``sync_shift_prob`` a real clip whose audio was moved becomes a lip-sync
+  fake (method ``"av_shift"``).
+* ``sync_pretext``: real clips with audio only; a fraction ``sync_shift_prob`` of them get
+  their audio moved by ``sync_min_shift..sync_max_shift`` frames (out-of-sync negatives);
+  validation has every val clip twice: in sync, and moved (fixed seed).
+
+The samplers are built here for every process (rank and world size from the attached
+trainer), so the balanced sampler stays balanced under DDP; see
+:mod:`vidfake.train.sampling`. ``batch_size`` is per process.
 """
 from __future__ import annotations
 
@@ -12,13 +26,17 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, WeightedRandomSampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler
 
+from vidfake.train.audio import SyncAudio
 from vidfake.train.augment import AugmentConfig, augment_clip
 from vidfake.train.data import ClipDataset, ClipItem, balanced_sampler_weights, load_extracted, split_by_group
+from vidfake.train.sampling import BalancedDistributedSampler
 from vidfake.train.sbi import SBIConfig, self_blend_clip
 
 VAL_SBI_SEED = 1234
+VAL_SYNC_SEED = 4321
+TASKS = ("detect", "sync_pretext")
 
 
 def _sbi(sample: dict, rng: np.random.Generator, config: SBIConfig) -> dict:
@@ -31,14 +49,19 @@ class TrainTransform:
     A class (not a closure) so DataLoader workers can pickle it."""
 
     def __init__(self, sbi_prob: float = 0.5, augment: bool = True,
-                 sbi_config: SBIConfig | None = None, augment_config: AugmentConfig | None = None) -> None:
+                 sbi_config: SBIConfig | None = None, augment_config: AugmentConfig | None = None,
+                 keep_mouths: bool = False) -> None:
         self.sbi_prob = sbi_prob
         self.augment = augment
         self.sbi_config = sbi_config or SBIConfig()
         self.augment_config = augment_config
+        self.keep_mouths = keep_mouths
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
-        sample.pop("mouths", None)  # sync training (mouths + audio) is not wired here
+        if not self.keep_mouths:
+            sample.pop("mouths", None)
+        if sample.get("sync_shift") and sample["label"] == 0.0:  # its audio was moved: a lip-sync fake
+            sample = {**sample, "label": 1.0, "method": "av_shift"}
         if sample["label"] == 0.0 and rng.random() < self.sbi_prob:
             sample = _sbi(sample, rng, self.sbi_config)
         if self.augment:
@@ -50,11 +73,13 @@ class TrainTransform:
 class ValSBITransform:
     """Always self-blends (the val set's SBI copies of real items)."""
 
-    def __init__(self, sbi_config: SBIConfig | None = None) -> None:
+    def __init__(self, sbi_config: SBIConfig | None = None, keep_mouths: bool = False) -> None:
         self.sbi_config = sbi_config or SBIConfig()
+        self.keep_mouths = keep_mouths
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
-        sample.pop("mouths", None)
+        if not self.keep_mouths:
+            sample.pop("mouths", None)
         return _sbi(sample, rng, self.sbi_config)
 
 
@@ -63,28 +88,61 @@ def _drop_mouths(sample: dict, rng: np.random.Generator) -> dict:
     return sample
 
 
+class IndexedDataset(Dataset):
+    """Adds each sample's position as ``index``, so validation outputs gathered from
+    several processes (whose samplers pad with repeats) can be de-duplicated."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.dataset[index], "index": index}
+
+
+def _pad_stack(tensors: list[torch.Tensor], length: int) -> torch.Tensor:
+    """Stack along a new first axis, zero-padding the first axis of each to ``length``."""
+    out = torch.zeros((len(tensors), length, *tensors[0].shape[1:]), dtype=tensors[0].dtype)
+    for i, t in enumerate(tensors):
+        out[i, : t.shape[0]] = t
+    return out
+
+
 def collate_clips(samples: list[dict]) -> dict:
     """Pads clips to the longest T of the batch: ``frames`` uint8 (B,T,3,S,S), ``times``
-    (B,T), ``mask`` bool (B,T), ``label`` (B,), ``method`` / ``media_id`` lists."""
+    (B,T), ``mask`` bool (B,T), ``label`` (B,), ``method`` / ``media_id`` lists; with
+    sync fields, ``mouths`` uint8 (B,T,3,M,M), ``audio`` (B,S) zero-padded (silence),
+    ``fps`` (B,), ``audio_mask`` bool (B,), ``sync_shift`` long (B,), ``sync_known`` bool
+    (B,); ``index`` long (B,) when the samples have it."""
     t_max = max(s["frames"].shape[0] for s in samples)
-    b = len(samples)
-    first = samples[0]["frames"]
-    frames = torch.zeros((b, t_max, *first.shape[1:]), dtype=first.dtype)
-    times = torch.zeros((b, t_max), dtype=torch.float32)
-    mask = torch.zeros((b, t_max), dtype=torch.bool)
+    mask = torch.zeros((len(samples), t_max), dtype=torch.bool)
     for i, s in enumerate(samples):
-        t = s["frames"].shape[0]
-        frames[i, :t] = s["frames"]
-        times[i, :t] = s["times"]
-        mask[i, :t] = True
-    return {
-        "frames": frames,
-        "times": times,
+        mask[i, : s["frames"].shape[0]] = True
+    batch = {
+        "frames": _pad_stack([s["frames"] for s in samples], t_max),
+        "times": _pad_stack([s["times"] for s in samples], t_max),
         "mask": mask,
         "label": torch.stack([torch.as_tensor(s["label"], dtype=torch.float32) for s in samples]),
         "method": [s["method"] for s in samples],
         "media_id": [s["media_id"] for s in samples],
     }
+    for key in ("mouths", "audio", "index"):
+        present = sum(key in s for s in samples)
+        if present not in (0, len(samples)):
+            raise ValueError(f"{present} of {len(samples)} samples have {key!r}: a batch must be uniform")
+    if "mouths" in samples[0]:
+        batch["mouths"] = _pad_stack([s["mouths"] for s in samples], t_max)
+    if "audio" in samples[0]:
+        batch["audio"] = _pad_stack([s["audio"] for s in samples], max(len(s["audio"]) for s in samples))
+        batch["fps"] = torch.tensor([s["fps"] for s in samples], dtype=torch.float32)
+        batch["audio_mask"] = torch.tensor([bool(s["has_audio"]) for s in samples])
+        batch["sync_shift"] = torch.tensor([int(s["sync_shift"]) for s in samples], dtype=torch.long)
+        batch["sync_known"] = torch.tensor([bool(s["sync_known"]) for s in samples])
+    if "index" in samples[0]:
+        batch["index"] = torch.tensor([s["index"] for s in samples], dtype=torch.long)
+    return batch
 
 
 class FaceClipDataModule(pl.LightningDataModule):
@@ -98,10 +156,20 @@ class FaceClipDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         augment: bool = True,
         seed: int = 0,
+        task: str = "detect",
+        sync: bool = False,
+        sync_shift_prob: float = 0.0,
+        sync_min_shift: int = 3,
+        sync_max_shift: int = 8,
+        val_sbi: bool | str = "auto",
     ) -> None:
         super().__init__()
+        if val_sbi not in (True, False, "auto"):
+            raise ValueError(f"val_sbi must be true, false or auto, got {val_sbi!r}")
         if not 0.0 <= sbi_prob <= 1.0:
             raise ValueError(f"sbi_prob must be in [0, 1], got {sbi_prob}")
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         self.data_dir = Path(data_dir)
         self.clip_len = clip_len
         self.batch_size = batch_size
@@ -110,46 +178,85 @@ class FaceClipDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.augment = augment
         self.seed = seed
+        self.task = task
+        self.val_sbi = val_sbi
+        self.sync = sync or task == "sync_pretext"
+        pretext = task == "sync_pretext"
+        # the pretext reads sound past the clip so every searched offset meets real audio;
+        # detection reads exactly the clip, as scoring does
+        self.train_audio = SyncAudio(sync_max_shift if pretext else 0, sync_shift_prob, sync_min_shift, sync_max_shift)
+        self.val_audio = SyncAudio(self.train_audio.context_frames, 0.0, sync_min_shift, sync_max_shift)
         self.train_items: list[ClipItem] = []
         self.val_items: list[ClipItem] = []
+
+    def _load_items(self) -> list[ClipItem]:
+        items = load_extracted(self.data_dir, self.clip_len, consecutive=self.sync)
+        if self.task == "sync_pretext":
+            items = [item for item in items if item.label == 0 and item.sync_ready]
+            if not items:
+                raise ValueError(
+                    f"{self.data_dir}: no real clips with audio, mouth crops and clip_len={self.clip_len} consecutive "
+                    "frames; extract real talking faces with --audio and a clips plan (e.g. --plan clips:8x16)")
+        elif not items:
+            raise ValueError(
+                f"{self.data_dir}: no labelled clips (need status-ok records with a label and"
+                f" tracks of at least clip_len={self.clip_len} {'consecutive ' if self.sync else ''}crops)"
+            )
+        return items
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_items or self.val_items:
             return
-        items = load_extracted(self.data_dir, self.clip_len)
-        if not items:
-            raise ValueError(
-                f"{self.data_dir}: no labelled clips (need status-ok records with a label and"
-                f" tracks of at least clip_len={self.clip_len} crops)"
-            )
+        items = self._load_items()
         self.train_items, self.val_items = split_by_group(items, self.val_fraction, self.seed)
         if not self.train_items:
             raise ValueError(f"{self.data_dir}: the split left no training items ({len(items)} in all)")
-        self.train_set = ClipDataset(self.train_items, TrainTransform(self.sbi_prob, self.augment))
+        train_audio = self.train_audio if self.sync else None
+        val_audio = self.val_audio if self.sync else None
+        if self.task == "sync_pretext":  # the face crops are not looked at: no SBI, no augmentation
+            self.train_set = ClipDataset(self.train_items, sync_audio=train_audio)
+            moved = SyncAudio(val_audio.context_frames, 1.0, val_audio.min_shift, val_audio.max_shift)
+            self.val_set = ConcatDataset([ClipDataset(self.val_items, sync_audio=val_audio),
+                                          ClipDataset(self.val_items, seed=VAL_SYNC_SEED, sync_audio=moved)])
+            return
+        self.train_set = ClipDataset(self.train_items, TrainTransform(self.sbi_prob, self.augment, keep_mouths=self.sync),
+                                     sync_audio=train_audio)
         val_real = [item for item in self.val_items if item.label == 0]
-        parts = [ClipDataset(self.val_items, _drop_mouths)]
-        if val_real:
-            parts.append(ClipDataset(val_real, ValSBITransform(), seed=VAL_SBI_SEED))
+        parts = [ClipDataset(self.val_items, None if self.sync else _drop_mouths, sync_audio=val_audio)]
+        if self.val_sbi == "auto":
+            self.val_sbi = not any(item.label == 1 for item in self.val_items)
+        if val_real and self.val_sbi:
+            parts.append(ClipDataset(val_real, ValSBITransform(keep_mouths=self.sync), seed=VAL_SBI_SEED,
+                                     sync_audio=val_audio))
         self.val_set = ConcatDataset(parts)
 
     @property
     def data_has_fakes(self) -> bool:
         return any(item.label == 1 for item in self.train_items)
 
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (0, 1) if trainer is None else (int(trainer.global_rank), int(trainer.world_size))
+
     def train_dataloader(self) -> DataLoader:
-        sampler, shuffle = None, True
+        rank, world = self._rank_world()
         if self.data_has_fakes:
-            weights = balanced_sampler_weights(self.train_items)
-            sampler, shuffle = WeightedRandomSampler(weights, num_samples=len(self.train_items), replacement=True), None
+            sampler = BalancedDistributedSampler(self.train_set, balanced_sampler_weights(self.train_items),
+                                                 num_replicas=world, rank=rank, seed=self.seed)
+        else:
+            sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
         return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler,
+            self.train_set, batch_size=self.batch_size, sampler=sampler,
             num_workers=self.num_workers, collate_fn=collate_clips,
             persistent_workers=self.num_workers > 0, drop_last=False,
         )
 
     def val_dataloader(self) -> DataLoader:
+        rank, world = self._rank_world()
+        dataset = IndexedDataset(self.val_set)
         return DataLoader(
-            self.val_set, batch_size=self.batch_size, shuffle=False,
+            dataset, batch_size=self.batch_size,
+            sampler=DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False),
             num_workers=self.num_workers, collate_fn=collate_clips,
             persistent_workers=self.num_workers > 0,
         )

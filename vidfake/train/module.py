@@ -1,21 +1,25 @@
-"""LightningModule around :class:`vidfake.temporal.DeepfakeDetector`, and a callback
-that saves vidfake checkpoints (the format ``vidfake score`` / :class:`Scorer` read)."""
+"""LightningModules around :class:`vidfake.temporal.DeepfakeDetector`.
+
+:class:`VidfakeModule` holds what every training task shares: the model, AdamW with
+warm-up and cosine decay over the parameters that train, and validation metrics (AUC and
+log loss from :mod:`vidfake.eval.metrics`) over the whole validation set, gathered from
+every process. :class:`DetectorModule` trains the detector (clip, per-frame and lip-sync
+losses); :class:`vidfake.train.pretext.SyncPretextModule` trains the lip-sync head alone.
+"""
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from collections import defaultdict
+from collections.abc import Iterable
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from vidfake.checkpoint import save_checkpoint
 from vidfake.eval.metrics import MetricError, log_loss, roc_auc
-from vidfake.extract.pipeline import ExtractConfig
-from vidfake.init_checkpoint import checkpoint_config
 from vidfake.temporal import ModelConfig, create_model
-from vidfake.temporal.aggregate import AggregationConfig
+from vidfake.temporal.sync import sync_contrastive_loss
 
 
 def warmup_cosine(step: int, warmup_steps: int, max_steps: int, min_factor: float = 0.0) -> float:
@@ -27,72 +31,107 @@ def warmup_cosine(step: int, warmup_steps: int, max_steps: int, min_factor: floa
     return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class DetectorModule(pl.LightningModule):
-    def __init__(
-        self,
-        model_config: ModelConfig,
-        lr: float = 3e-4,
-        weight_decay: float = 0.05,
-        warmup_steps: int = 100,
-        frame_loss_weight: float = 0.5,
-        pretrained: bool = True,
-    ) -> None:
+def zero_touch(params: Iterable[torch.Tensor]) -> torch.Tensor:
+    """0 with a graph through ``params``: added to a loss, every one of them gets a (zero)
+    gradient even in a step that did not use it, which DDP's gradient reduction needs."""
+    return sum((p.sum() for p in params if p.requires_grad), torch.zeros(())) * 0.0
+
+
+class VidfakeModule(pl.LightningModule):
+    """Shared base. Subclasses implement :meth:`losses` and ``validation_step``, which
+    calls :meth:`collect_val` with per-sample ``prob`` (P(fake)) and ``label`` (plus any
+    extra per-sample values they log in :meth:`log_val_extras`)."""
+
+    part_prefix = "train_"  # each loss part is logged as f"{part_prefix}{name}_loss"
+
+    def __init__(self, model_config: ModelConfig, lr: float = 3e-4, weight_decay: float = 0.05,
+                 warmup_steps: int = 100, pretrained: bool = True) -> None:
         super().__init__()
         self.model_config = model_config
         self.model = create_model(model_config, pretrained=pretrained)
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_steps = warmup_steps
-        self.frame_loss_weight = frame_loss_weight
         self.last_val_auc: float | None = None
         self.last_val_log_loss: float | None = None
-        self._val_probs: list[torch.Tensor] = []
-        self._val_labels: list[torch.Tensor] = []
+        self._val: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self._val_seen = 0
 
-    def forward(self, batch: dict):
-        return self.model(batch["frames"], batch["times"], batch["mask"])
+    def freeze(self, keep: str | None) -> None:
+        """``requires_grad`` only for parameters whose name starts with ``keep`` (None: all)."""
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(keep is None or name.startswith(keep))
 
-    def _loss(self, batch: dict) -> tuple[torch.Tensor, object]:
-        out = self(batch)
-        labels = batch["label"].float()
-        clip_loss = F.binary_cross_entropy_with_logits(out.clip_logit.float(), labels)
-        loss = clip_loss
-        if self.frame_loss_weight:
-            mask = batch["mask"]
-            frame_labels = labels[:, None].expand_as(out.frame_logits)[mask]
-            frame_loss = F.binary_cross_entropy_with_logits(out.frame_logits[mask].float(), frame_labels)
-            loss = loss + self.frame_loss_weight * frame_loss
-        return loss, out
+    def losses(self, batch: dict) -> tuple[torch.Tensor, object, dict[str, torch.Tensor]]:
+        """``(total loss, model output, {part name: unweighted loss})``."""
+        raise NotImplementedError
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, _ = self._loss(batch)
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["label"]))
+        loss, _, parts = self.losses(batch)
+        n = len(batch["label"])
+        self.log("train_loss", loss, prog_bar=True, batch_size=n)
+        for name, value in parts.items():
+            self.log(f"{self.part_prefix}{name}_loss", value, batch_size=n)
         return loss
 
+    # ---------------------------------------------------------------- validation metrics
     def on_validation_epoch_start(self) -> None:
-        self._val_probs, self._val_labels = [], []
+        self._val = defaultdict(list)
+        self._val_seen = 0
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        loss, out = self._loss(batch)
-        self.log("val_loss", loss, batch_size=len(batch["label"]))
-        self._val_probs.append(torch.sigmoid(out.clip_logit.float()).detach().cpu())
-        self._val_labels.append(batch["label"].detach().cpu())
+    def collect_val(self, batch: dict, keep: torch.Tensor | None = None, **values: torch.Tensor) -> None:
+        """Store per-sample values of this batch (rows where ``keep``) for the epoch's metrics."""
+        n = len(batch["label"])
+        index = batch.get("index")
+        if index is None:  # a loader without indices: positions in this process's order
+            index = torch.arange(self._val_seen, self._val_seen + n)
+        self._val_seen += n
+        keep = torch.ones(n, dtype=torch.bool) if keep is None else keep.detach().cpu().bool()
+        self._val["index"].append(index.detach().cpu().long()[keep])
+        for key, value in values.items():
+            self._val[key].append(value.detach().cpu().double()[keep])
+
+    def _gathered(self) -> dict[str, np.ndarray]:
+        """This epoch's values from every process, each sample once (samplers pad with repeats)."""
+        local = {k: torch.cat(v) for k, v in self._val.items()}
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world > 1:
+            n = len(local["index"])
+            sizes = self.all_gather(torch.tensor(n, device=self.device)).view(-1).tolist()
+            longest = max(sizes)
+            for key, value in local.items():
+                padded = torch.zeros(longest, dtype=value.dtype, device=self.device)
+                padded[:n] = value.to(self.device)
+                everyone = self.all_gather(padded).view(world, longest)
+                local[key] = torch.cat([everyone[r, : sizes[r]] for r in range(world)]).cpu()
+        out = {k: v.numpy() for k, v in local.items()}
+        _, first = np.unique(out["index"], return_index=True)
+        return {k: v[first] for k, v in out.items()}
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_probs:
+        if not self._val.get("index"):
             return
-        probs = torch.cat(self._val_probs).numpy().astype(np.float64)
-        labels = torch.cat(self._val_labels).numpy().astype(np.int64)
-        self._val_probs, self._val_labels = [], []
+        values = self._gathered()
+        self._val = defaultdict(list)
+        if len(values["index"]) == 0:
+            return
+        probs, labels = values["prob"], values["label"].astype(np.int64)
         try:
             self.last_val_auc = float(roc_auc(labels, probs))
         except MetricError:  # a single class in val: AUC undefined
             self.last_val_auc = None
         self.last_val_log_loss = float(log_loss(labels, probs))
+        # the values are already global (gathered above); sync_dist only quiets Lightning's
+        # warning about epoch-level values logged without it
         if self.last_val_auc is not None:
-            self.log("val_auc", self.last_val_auc, prog_bar=True)
-        self.log("val_log_loss", self.last_val_log_loss)
+            self.log("val_auc", self.last_val_auc, prog_bar=True, sync_dist=True)
+        self.log("val_log_loss", self.last_val_log_loss, sync_dist=True)
+        self.log_val_extras(values)
 
+    def log_val_extras(self, values: dict[str, np.ndarray]) -> None:
+        """Hook for task-specific validation numbers (same on every process)."""
+
+    # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self):
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
@@ -103,7 +142,7 @@ class DetectorModule(pl.LightningModule):
             [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=self.lr,
         )
-        max_steps = int(self.trainer.estimated_stepping_batches) if self.trainer is not None else 1
+        max_steps = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
         warmup = min(self.warmup_steps, max(0, max_steps - 1))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, warmup, max_steps)
@@ -111,55 +150,74 @@ class DetectorModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-class SaveVidfakeCheckpoint(pl.Callback):
-    """After each validation: ``last_path`` always, ``best_path`` when ``val_auc`` improves
-    (the first validation with a defined AUC counts as an improvement). The saved state
-    dict is the DeepfakeDetector's own, so :class:`vidfake.scoring.Scorer` loads it."""
+class DetectorModule(VidfakeModule):
+    """The detector on face clips. Loss::
+
+        clip_loss_weight * BCE(clip logit) + frame_loss_weight * BCE(per-frame logits)
+        + sync_loss_weight * InfoNCE(sync head, in-sync clips)      (with use_sync)
+
+    ``use_sync``: batches carry mouths and audio (the data module's ``sync``); the clip
+    logit then includes the sync head's, as in scoring. The InfoNCE term (see
+    :func:`vidfake.temporal.sync.sync_contrastive_loss`) keeps the head aligned on clips
+    whose audio is their own and unmoved. Without ``use_sync`` the sync head (if the model
+    has one) sees no input and is frozen."""
 
     def __init__(
         self,
-        best_path: str | Path,
-        extract_config: ExtractConfig,
-        aggregation: AggregationConfig | None = None,
-        last_path: str | Path | None = None,
-        data_dir: str | Path | None = None,
-        name: str = "vidfake",
-        version: str = "",
+        model_config: ModelConfig,
+        lr: float = 3e-4,
+        weight_decay: float = 0.05,
+        warmup_steps: int = 100,
+        frame_loss_weight: float = 0.5,
+        pretrained: bool = True,
+        clip_loss_weight: float = 1.0,
+        sync_loss_weight: float = 0.0,
+        sync_temperature: float = 0.1,
+        use_sync: bool = False,
     ) -> None:
-        super().__init__()
-        self.best_path = Path(best_path)
-        self.last_path = Path(last_path) if last_path is not None else self.best_path.with_name("last.vidfake.safetensors")
-        self.extract_config = extract_config
-        self.aggregation = aggregation or AggregationConfig()
-        self.data_dir = None if data_dir is None else str(data_dir)
-        self.name = name
-        self.version = version
-        self.best_auc: float | None = None
-        self.best_step: int | None = None
-        self.last_saved_step: int | None = None
+        if use_sync and not model_config.sync:
+            raise ValueError("lip-sync data (data.sync) needs a model with a sync head (model.sync: true)")
+        super().__init__(model_config, lr, weight_decay, warmup_steps, pretrained)
+        self.frame_loss_weight = frame_loss_weight
+        self.clip_loss_weight = clip_loss_weight
+        self.sync_loss_weight = sync_loss_weight
+        self.sync_temperature = sync_temperature
+        self.use_sync = use_sync
+        if self.model.sync is not None and not use_sync:
+            self.model.sync.requires_grad_(False)
+            self.model.sync_weight.requires_grad_(False)
 
-    def _save(self, path: Path, module: DetectorModule, step: int, auc: float | None, ll: float | None) -> None:
-        config = checkpoint_config(
-            module.model_config, self.extract_config, self.aggregation,
-            name=self.name, version=self.version,
-            training={
-                "steps": int(step),
-                "val_auc": auc,
-                "val_log_loss": ll,
-                "data_dir": self.data_dir,
-                "best_step": self.best_step,
-                "best_val_auc": self.best_auc,
-            },
-        )
-        save_checkpoint(path, module.model.state_dict(), config)
+    def forward(self, batch: dict):
+        extra = {}
+        if self.use_sync:
+            extra = {k: batch[k] for k in ("mouths", "audio", "fps", "audio_mask")}
+        return self.model(batch["frames"], batch["times"], batch["mask"], **extra)
 
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: DetectorModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        step = trainer.global_step
-        auc, ll = pl_module.last_val_auc, pl_module.last_val_log_loss
-        if auc is not None and (self.best_auc is None or auc > self.best_auc):
-            self.best_auc, self.best_step = auc, step
-            self._save(self.best_path, pl_module, step, auc, ll)
-        self._save(self.last_path, pl_module, step, auc, ll)
-        self.last_saved_step = step
+    def losses(self, batch: dict) -> tuple[torch.Tensor, object, dict[str, torch.Tensor]]:
+        """``(total loss, model output, {part name: unweighted loss})``."""
+        out = self(batch)
+        labels = batch["label"].float()
+        parts = {"clip": F.binary_cross_entropy_with_logits(out.clip_logit.float(), labels)}
+        loss = self.clip_loss_weight * parts["clip"]
+        if self.frame_loss_weight:
+            mask = batch["mask"]
+            frame_labels = labels[:, None].expand_as(out.frame_logits)[mask]
+            parts["frame"] = F.binary_cross_entropy_with_logits(out.frame_logits[mask].float(), frame_labels)
+            loss = loss + self.frame_loss_weight * parts["frame"]
+        if self.use_sync:
+            if self.sync_loss_weight and out.sync is not None:
+                in_sync = batch["sync_known"] & (batch["sync_shift"] == 0)
+                parts["sync"] = sync_contrastive_loss(out.sync, 0, sample_mask=in_sync,
+                                                      temperature=self.sync_temperature)
+                loss = loss + self.sync_loss_weight * parts["sync"]
+            loss = loss + zero_touch([*self.model.sync.parameters(), self.model.sync_weight]).to(loss.device)
+        return loss, out, parts
+
+    def _loss(self, batch: dict) -> tuple[torch.Tensor, object]:
+        loss, out, _ = self.losses(batch)
+        return loss, out
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        loss, out, _ = self.losses(batch)
+        self.log("val_loss", loss, batch_size=len(batch["label"]), sync_dist=True)
+        self.collect_val(batch, prob=torch.sigmoid(out.clip_logit.float()), label=batch["label"])

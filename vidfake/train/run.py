@@ -1,65 +1,104 @@
-"""``vidfake train``: fit a detector on a ``vidfake extract`` folder from a YAML config.
+"""``vidfake train``: fit a detector (or its lip-sync head) on a ``vidfake extract`` folder
+from a YAML config.
 
 YAML sections (all optional except ``data.dir`` unless ``--data`` is given)::
 
-    data:    {dir, clip_len, batch_size, val_fraction, sbi_prob, num_workers, augment, seed}
+    task:    detect | sync_pretext
+    data:    {dir, clip_len, batch_size, val_fraction, sbi_prob, num_workers, augment, seed,
+              val_sbi, sync, sync_shift_prob, sync_min_shift}
     model:   ModelConfig fields
-    optim:   {lr, weight_decay, warmup_steps, frame_loss_weight}
-    trainer: {max_steps, val_check_interval, accelerator, devices, precision,
-              accumulate_grad_batches, log_every_n_steps}
+    optim:   {lr, weight_decay, warmup_steps, clip_loss_weight, frame_loss_weight,
+              sync_loss_weight, sync_logit_loss_weight, sync_temperature}
+    trainer: {max_steps, val_check_interval, accelerator, devices, num_nodes, strategy,
+              precision, accumulate_grad_batches, log_every_n_steps, progress_bar}
+    init:    {checkpoint, modules}   start from parts of a vidfake checkpoint
     out:     output folder (or --out)
+    seed:    global seed
 
-Writes ``OUT/logs`` (Lightning CSV logs), ``OUT/best.safetensors`` (best val AUC) and
-``OUT/last.safetensors`` (after the latest validation), both vidfake checkpoints.
+Writes ``OUT/best.safetensors`` (best val AUC) and ``OUT/last.safetensors`` (after the
+latest validation), both vidfake checkpoints that ``vidfake score`` reads;
+``OUT/last.ckpt``, Lightning's checkpoint for ``--resume``; logs as CSV in
+``OUT/logs/version_N`` and for TensorBoard in ``OUT/tb/version_N``.
+
+``--set SECTION.KEY=VALUE`` (repeatable; VALUE is read as YAML) overrides any key.
+Several GPUs or nodes: ``trainer.devices``, ``trainer.num_nodes``, ``trainer.strategy``
+(``ddp``); start one process per node and Lightning starts the rest, or start them all
+with ``torchrun`` or SLURM's ``srun`` (see the README).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULTS = {
+    "task": "detect",
     "data": {"dir": None, "clip_len": 8, "batch_size": 8, "val_fraction": 0.2, "sbi_prob": 0.5,
-             "num_workers": 0, "augment": True, "seed": 0},
+             "num_workers": 0, "augment": True, "seed": 0,
+             "val_sbi": "auto", "sync": False, "sync_shift_prob": 0.0, "sync_min_shift": 3},
     "model": {},
-    "optim": {"lr": 3e-4, "weight_decay": 0.05, "warmup_steps": 100, "frame_loss_weight": 0.5},
+    "optim": {"lr": 3e-4, "weight_decay": 0.05, "warmup_steps": 100, "clip_loss_weight": 1.0,
+              "frame_loss_weight": 0.5, "sync_loss_weight": 1.0, "sync_logit_loss_weight": 0.5,
+              "sync_temperature": 0.1},
     "trainer": {"max_steps": 1000, "val_check_interval": 200, "accelerator": "auto", "devices": 1,
-                "precision": "auto", "accumulate_grad_batches": 1, "log_every_n_steps": 10},
+                "num_nodes": 1, "strategy": "auto", "precision": "auto", "accumulate_grad_batches": 1,
+                "log_every_n_steps": 10, "progress_bar": "auto"},
+    "init": {"checkpoint": None, "modules": ["sync"]},
     "out": "runs/train",
     "seed": 0,
 }
+TASKS = ("detect", "sync_pretext")
+PROGRESS = ("auto", "bar", "lines", "none")
 
 
 class ConfigError(ValueError):
     pass
 
 
-def load_config(path: str | Path | None) -> dict:
-    import yaml
-
-    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
-    if path is None:
-        return config
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+def _merge(config: dict, raw: dict, source: str) -> None:
     unknown = set(raw) - set(DEFAULTS)
     if unknown:
-        raise ConfigError(f"{path}: unknown sections {sorted(unknown)}")
+        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}")
     for key, value in raw.items():
         if isinstance(DEFAULTS[key], dict):
             if value is None:
                 continue
             if not isinstance(value, dict):
-                raise ConfigError(f"{path}: section {key!r} must be a mapping")
-            if key != "model":
+                raise ConfigError(f"{source}: section {key!r} must be a mapping")
+            if key != "model":  # ModelConfig checks its own keys
                 bad = set(value) - set(DEFAULTS[key])
                 if bad:
-                    raise ConfigError(f"{path}: unknown {key} keys {sorted(bad)}")
+                    raise ConfigError(f"{source}: unknown {key} keys {sorted(bad)}")
             config[key].update(value)
         else:
             config[key] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
+    """Defaults, updated by the YAML file at ``path``, then by ``SECTION.KEY=VALUE`` overrides."""
+    import yaml
+
+    config = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        _merge(config, raw, str(path))
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        section, _, name = key.partition(".")
+        parsed = yaml.safe_load(value) if value else None
+        _merge(config, {section: {name: parsed}} if name else {section: parsed}, f"--set {item}")
+    if config["task"] not in TASKS:
+        raise ConfigError(f"task must be one of {TASKS}, got {config['task']!r}")
+    if config["trainer"]["progress_bar"] not in PROGRESS:
+        raise ConfigError(f"trainer.progress_bar must be one of {PROGRESS}")
     return config
 
 
@@ -70,97 +109,141 @@ def _precision(requested: str | None, accelerator: str) -> str:
     if requested in (None, "auto"):
         return "bf16-mixed" if on_gpu else "32-true"
     if "bf16" in str(requested) and not on_gpu:
-        print(f"vidfake train: precision {requested} is for GPUs; using 32-true on {accelerator}", file=sys.stderr)
+        _say(f"vidfake train: precision {requested} is for GPUs; using 32-true on {accelerator}", err=True)
         return "32-true"
     return str(requested)
 
 
+def _say(message: str, err: bool = False) -> None:
+    from pytorch_lightning.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        print(message, file=sys.stderr if err else sys.stdout, flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidfake train", description="Train a detector on a `vidfake extract` folder.")
-    p.add_argument("--config", type=Path, help="YAML config (see configs/smoke.yaml)")
+    p.add_argument("--config", type=Path, help="YAML config (see configs/)")
     p.add_argument("--data", type=Path, help="extraction folder (overrides data.dir)")
     p.add_argument("--out", type=Path, help="output folder (overrides out)")
     p.add_argument("--max-steps", type=int, help="overrides trainer.max_steps")
     p.add_argument("--accelerator", help="cpu, gpu, auto (overrides trainer.accelerator)")
-    p.add_argument("--devices", help="overrides trainer.devices")
-    p.add_argument("--batch-size", type=int, help="overrides data.batch_size")
+    p.add_argument("--devices", help="overrides trainer.devices (GPUs or CPU processes per node)")
+    p.add_argument("--num-nodes", type=int, help="overrides trainer.num_nodes")
+    p.add_argument("--strategy", help="overrides trainer.strategy (auto, ddp, ...)")
+    p.add_argument("--batch-size", type=int, help="overrides data.batch_size (per process)")
     p.add_argument("--num-workers", type=int, help="overrides data.num_workers")
+    p.add_argument("--init-from", type=Path, help="overrides init.checkpoint: copy init.modules from this vidfake checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt (starts afresh if there is none)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config key (VALUE is YAML); repeatable")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except (ConfigError, OSError) as e:
-        print(f"vidfake train: {e}", file=sys.stderr)
-        return 2
-    data, optim, tr = config["data"], config["optim"], config["trainer"]
-    if args.data is not None:
-        data["dir"] = str(args.data)
+def _apply_args(config: dict, args: argparse.Namespace) -> None:
+    simple = {("data", "dir"): args.data, ("trainer", "max_steps"): args.max_steps,
+              ("trainer", "accelerator"): args.accelerator, ("trainer", "num_nodes"): args.num_nodes,
+              ("trainer", "strategy"): args.strategy, ("data", "batch_size"): args.batch_size,
+              ("data", "num_workers"): args.num_workers, ("init", "checkpoint"): args.init_from}
+    for (section, key), value in simple.items():
+        if value is not None:
+            config[section][key] = str(value) if isinstance(value, Path) else value
     if args.out is not None:
         config["out"] = str(args.out)
-    if args.max_steps is not None:
-        tr["max_steps"] = args.max_steps
-    if args.accelerator is not None:
-        tr["accelerator"] = args.accelerator
     if args.devices is not None:
-        tr["devices"] = int(args.devices) if str(args.devices).isdigit() else args.devices
-    if args.batch_size is not None:
-        data["batch_size"] = args.batch_size
-    if args.num_workers is not None:
-        data["num_workers"] = args.num_workers
-    if not data.get("dir"):
-        print("vidfake train: no data folder (set data.dir or pass --data)", file=sys.stderr)
-        return 2
-    data_dir = Path(data["dir"])
-    out = Path(config["out"])
+        config["trainer"]["devices"] = int(args.devices) if str(args.devices).isdigit() else args.devices
 
-    import pytorch_lightning as pl
-    from pytorch_lightning.loggers import CSVLogger
 
+@dataclass
+class TrainingRun:
+    """Everything ``vidfake train`` wires together; :func:`fit` runs it."""
+
+    config: dict
+    datamodule: Any
+    module: Any
+    trainer: Any
+    saver: Any
+    resumer: Any
+    resume_from: Path | None
+
+
+def _check_extraction(data_dir: Path, model_config, sync: bool):
     from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.temporal import ModelConfig
-    from vidfake.train.datamodule import FaceClipDataModule
-    from vidfake.train.module import DetectorModule, SaveVidfakeCheckpoint
 
-    try:
-        model_config = ModelConfig.from_dict(config["model"])
-        extract_path = data_dir / "config.json"
-        if not extract_path.is_file():
-            raise ConfigError(f"{data_dir}: no config.json (is it a `vidfake extract` output folder?)")
-        extract_config = ExtractConfig.from_dict(json.loads(extract_path.read_text())["extract"])
-        if extract_config.crop.size != model_config.input_size:
-            raise ConfigError(
-                f"{data_dir} has {extract_config.crop.size}px crops but model.input_size is "
-                f"{model_config.input_size}; extract with --size {model_config.input_size} or change the config"
-            )
-    except (ConfigError, ValueError, TypeError, KeyError) as e:
-        print(f"vidfake train: {e}", file=sys.stderr)
-        return 2
+    extract_path = data_dir / "config.json"
+    if not extract_path.is_file():
+        raise ConfigError(f"{data_dir}: no config.json (is it a `vidfake extract` output folder?)")
+    extract_config = ExtractConfig.from_dict(json.loads(extract_path.read_text())["extract"])
+    if extract_config.crop.size != model_config.input_size:
+        raise ConfigError(
+            f"{data_dir} has {extract_config.crop.size}px crops but model.input_size is "
+            f"{model_config.input_size}; extract with --size {model_config.input_size} or change the config"
+        )
+    if sync and extract_config.crop.mouth_size != model_config.mouth_size:
+        raise ConfigError(f"{data_dir} has {extract_config.crop.mouth_size}px mouth crops but model.mouth_size is "
+                          f"{model_config.mouth_size}; set model.mouth_size to match")
+    return extract_config
+
+
+def build(config: dict, resume: bool = False) -> TrainingRun:
+    """The data module, the LightningModule, the trainer and its callbacks for ``config``
+    (raises :class:`ConfigError` / ``ValueError`` for unusable settings or data)."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    from vidfake.temporal import ModelConfig
+    from vidfake.train.callbacks import PrintProgress, ResumeCheckpoint, SaveVidfakeCheckpoint, Throughput
+    from vidfake.train.datamodule import FaceClipDataModule
+    from vidfake.train.init_weights import load_parts
+    from vidfake.train.module import DetectorModule
+    from vidfake.train.pretext import SyncPretextModule
+
+    data, optim, tr, task = config["data"], config["optim"], config["trainer"], config["task"]
+    if not data.get("dir"):
+        raise ConfigError("no data folder (set data.dir or pass --data)")
+    data_dir, out = Path(data["dir"]), Path(config["out"])
+    model_config = ModelConfig.from_dict(config["model"])
+    pretext = task == "sync_pretext"
+    sync = bool(data["sync"]) or pretext
+    if sync and not model_config.sync:
+        raise ConfigError("lip-sync training (task sync_pretext or data.sync) needs model.sync: true")
+    extract_config = _check_extraction(data_dir, model_config, sync)
 
     pl.seed_everything(int(config.get("seed", 0)), workers=True, verbose=False)
     datamodule = FaceClipDataModule(
         data_dir, clip_len=data["clip_len"], batch_size=data["batch_size"], val_fraction=data["val_fraction"],
         sbi_prob=data["sbi_prob"], num_workers=data["num_workers"], augment=data["augment"], seed=data["seed"],
+        task=task, sync=sync, sync_shift_prob=data["sync_shift_prob"], sync_min_shift=data["sync_min_shift"],
+        sync_max_shift=model_config.sync_max_offset, val_sbi=data["val_sbi"],
     )
-    try:
-        datamodule.setup("fit")
-    except (ValueError, OSError) as e:
-        print(f"vidfake train: {e}", file=sys.stderr)
-        return 2
-    module = DetectorModule(
-        model_config, lr=optim["lr"], weight_decay=optim["weight_decay"],
-        warmup_steps=optim["warmup_steps"], frame_loss_weight=optim["frame_loss_weight"],
-    )
+    datamodule.setup("fit")
+    common = dict(lr=optim["lr"], weight_decay=optim["weight_decay"], warmup_steps=optim["warmup_steps"],
+                  sync_loss_weight=optim["sync_loss_weight"], sync_temperature=optim["sync_temperature"])
+    if pretext:
+        module = SyncPretextModule(model_config, sync_logit_loss_weight=optim["sync_logit_loss_weight"], **common)
+    else:
+        module = DetectorModule(model_config, frame_loss_weight=optim["frame_loss_weight"],
+                                clip_loss_weight=optim["clip_loss_weight"], use_sync=sync, **common)
+    init = config["init"]
+    if init.get("checkpoint") and not resume:  # a resumed run has its weights in last.ckpt
+        copied = load_parts(module.model, init["checkpoint"], init.get("modules") or [])
+        _say(f"vidfake train: {len(copied)} tensors ({', '.join(init['modules'])}) from {init['checkpoint']}")
+
     max_steps = int(tr["max_steps"])
     val_every = tr["val_check_interval"]
     if isinstance(val_every, int):
         val_every = max(1, min(val_every, max_steps))
     saver = SaveVidfakeCheckpoint(
         out / "best.safetensors", extract_config, last_path=out / "last.safetensors",
-        data_dir=data_dir.resolve(), name=out.name or "vidfake", version=f"step-{max_steps}",
+        data_dir=data_dir.resolve(), name=out.name or "vidfake", version=f"step-{max_steps}", task=task,
     )
+    resumer = ResumeCheckpoint(out / "last.ckpt")
+    progress = tr["progress_bar"]
+    if progress == "auto":
+        progress = "bar" if sys.stderr.isatty() else "lines"
+    callbacks = [saver, resumer, Throughput()]
+    if progress == "lines":
+        callbacks.append(PrintProgress(tr["log_every_n_steps"]))
     accelerator = tr["accelerator"]
     trainer = pl.Trainer(
         max_steps=max_steps,
@@ -169,28 +252,71 @@ def main(argv: list[str] | None = None) -> int:
         check_val_every_n_epoch=None if isinstance(val_every, int) else 1,
         accelerator=accelerator,
         devices=tr["devices"],
+        num_nodes=int(tr["num_nodes"]),
+        strategy=tr["strategy"],
         precision=_precision(tr.get("precision"), accelerator),
         accumulate_grad_batches=tr["accumulate_grad_batches"],
         log_every_n_steps=tr["log_every_n_steps"],
-        logger=CSVLogger(str(out), name="logs"),
-        callbacks=[saver],
+        logger=[CSVLogger(str(out), name="logs"), TensorBoardLogger(str(out), name="tb", default_hp_metric=False)],
+        callbacks=callbacks,
         enable_checkpointing=False,
-        enable_progress_bar=sys.stderr.isatty(),
+        enable_progress_bar=progress == "bar",
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=str(out),
+        use_distributed_sampler=False,  # the data module builds rank-aware samplers itself
     )
-    print(f"vidfake train: {len(datamodule.train_items)} train / {len(datamodule.val_items)} val clips"
-          f" (+{sum(i.label == 0 for i in datamodule.val_items)} SBI val copies) from {data_dir}")
-    trainer.fit(module, datamodule=datamodule)
-    if saver.last_saved_step != trainer.global_step:  # the run ended between validations
-        trainer.validate(module, datamodule=datamodule, verbose=False)
-    if trainer.is_global_zero:
-        best = f"{saver.best_path} (val_auc {saver.best_auc:.4f} at step {saver.best_step})" \
-            if saver.best_auc is not None else "none (val AUC undefined)"
-        print(f"vidfake train: {trainer.global_step} steps; logs in {trainer.logger.log_dir}")
-        print(f"vidfake train: best checkpoint: {best}")
-        print(f"vidfake train: last checkpoint: {saver.last_path}")
+    resume_from = None
+    if resume:
+        if resumer.path.is_file():
+            resume_from = resumer.path
+        else:
+            _say(f"vidfake train: --resume: no {resumer.path} yet; starting from the beginning", err=True)
+    return TrainingRun(config, datamodule, module, trainer, saver, resumer, resume_from)
+
+
+def fit(run: TrainingRun) -> None:
+    """Train, validate once more if the run ended between validations (so the vidfake
+    ``last`` checkpoint is of the final weights), and leave a resume checkpoint of the end."""
+    trainer = run.trainer
+    # weights_only: the resume checkpoint holds only tensors and plain values, so it loads
+    # through torch's restricted unpickler, which runs no code
+    trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.resume_from, weights_only=True)
+    if run.saver.last_saved_step != trainer.global_step:
+        trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
+    if run.saver.last_saved_step != trainer.global_step:  # no validation data: no metrics to save with
+        run.saver.save_last(trainer, run.module)
+    if run.resumer.saved_step != trainer.global_step:
+        run.resumer.save(trainer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config, args.overrides)
+        _apply_args(config, args)
+        run = build(config, resume=args.resume)
+    except (ConfigError, OSError, ValueError, TypeError, KeyError) as e:
+        print(f"vidfake train: {e}", file=sys.stderr)
+        return 2
+    dm = run.datamodule
+    if config["task"] == "sync_pretext":
+        _say(f"vidfake train: sync pretext on {len(dm.train_items)} train / {len(dm.val_items)} val real clips "
+             f"with audio from {dm.data_dir}")
+    else:
+        copies = sum(i.label == 0 for i in dm.val_items) if dm.val_sbi else 0
+        _say(f"vidfake train: {len(dm.train_items)} train / {len(dm.val_items)} val clips"
+             f" (+{copies} SBI val copies) from {dm.data_dir}")
+    if run.resume_from is not None:
+        _say(f"vidfake train: resuming from {run.resume_from}")
+    fit(run)
+    trainer, saver = run.trainer, run.saver
+    best = f"{saver.best_path} (val_auc {saver.best_auc:.4f} at step {saver.best_step})" \
+        if saver.best_auc is not None else "none (val AUC undefined)"
+    _say(f"vidfake train: {trainer.global_step} steps; logs in {trainer.logger.log_dir}"
+         f" and {trainer.loggers[1].log_dir} (TensorBoard)")
+    _say(f"vidfake train: best checkpoint: {best}")
+    _say(f"vidfake train: last checkpoint: {saver.last_path}; resume with --resume ({run.resumer.path})")
     return 0
 
 
