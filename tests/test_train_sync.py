@@ -266,7 +266,7 @@ def test_extract_audio_feeds_sync_training(tmp_path):
 
     out = tmp_path / "pretext"
     overrides = [o for o in TINY_SYNC if not o.startswith("model.mouth_size")] + [
-        "data.clip_len=8", "data.batch_size=2", "data.val_fraction=0.0", "trainer.accelerator=cpu",
+        "data.clip_len=8", "data.batch_size=2", "data.num_workers=0", "data.val_fraction=0.0", "trainer.accelerator=cpu",
         "trainer.progress_bar=none", "trainer.val_check_interval=1"]
     code = run.main(["--config", str(ROOT / "configs" / "sync_pretext.yaml"), "--data", str(data), "--out", str(out),
                      "--max-steps", "1", *[a for o in overrides for a in ("--set", o)]])

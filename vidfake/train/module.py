@@ -57,7 +57,7 @@ class VidfakeModule(pl.LightningModule):
         self._val: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._val_seen = 0
 
-    def freeze(self, keep: str | None) -> None:
+    def train_only(self, keep: str | None) -> None:
         """``requires_grad`` only for parameters whose name starts with ``keep`` (None: all)."""
         for name, p in self.model.named_parameters():
             p.requires_grad_(keep is None or name.startswith(keep))
