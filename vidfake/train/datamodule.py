@@ -83,6 +83,14 @@ class ValSBITransform:
         return _sbi(sample, rng, self.sbi_config)
 
 
+def wants_val_sbi(val_items: list[ClipItem], val_sbi: bool | str = "auto") -> bool:
+    """Whether validation gets one SBI copy of each real item: ``"auto"`` = only when the
+    held-out split has no real fakes to be judged on."""
+    if val_sbi == "auto":
+        return not any(item.label == 1 for item in val_items)
+    return bool(val_sbi)
+
+
 def _drop_mouths(sample: dict, rng: np.random.Generator) -> dict:
     sample.pop("mouths", None)
     return sample
@@ -223,8 +231,7 @@ class FaceClipDataModule(pl.LightningDataModule):
                                      sync_audio=train_audio)
         val_real = [item for item in self.val_items if item.label == 0]
         parts = [ClipDataset(self.val_items, None if self.sync else _drop_mouths, sync_audio=val_audio)]
-        if self.val_sbi == "auto":
-            self.val_sbi = not any(item.label == 1 for item in self.val_items)
+        self.val_sbi = wants_val_sbi(self.val_items, self.val_sbi)
         if val_real and self.val_sbi:
             parts.append(ClipDataset(val_real, ValSBITransform(keep_mouths=self.sync), seed=VAL_SBI_SEED,
                                      sync_audio=val_audio))

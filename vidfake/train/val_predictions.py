@@ -3,8 +3,8 @@
 ``vidfake calibrate`` fits the temperature on a ``predictions.csv``; for a model trained
 with ``vidfake train`` the natural calibration set is the run's own held-out split (the
 same :func:`split_by_group` with the same seed, so no training face is reused). A
-real-only split gets one self-blended copy of each real item as its fakes, as in
-training's validation.
+split without real fakes gets one self-blended copy of each real item as its fakes, by
+training's own rule (:func:`vidfake.train.datamodule.wants_val_sbi`).
 
 ``degrade=True`` (the default) passes every validation clip through the training
 augmentations (recompression, rescaling, blur, noise, colour) with a fixed seed. Clean
@@ -27,6 +27,7 @@ from vidfake.temporal import ModelConfig, create_model
 from vidfake.temporal.aggregate import AggregationConfig, calibrated_probability
 from vidfake.train.augment import augment_clip
 from vidfake.train.data import ClipDataset, load_extracted, split_by_group
+from vidfake.train.datamodule import wants_val_sbi
 from vidfake.train.sbi import self_blend_clip
 
 __all__ = ["write_validation_predictions", "VALIDATION_SEED"]
@@ -90,7 +91,7 @@ def write_validation_predictions(
         raise ValueError(f"{data_dir}: the split (val_fraction={val_fraction}) left no validation items")
     parts = [ClipDataset(val_items, _ValidationView(False, degrade), seed=VALIDATION_SEED)]
     reals = [item for item in val_items if item.label == 0]
-    if reals:
+    if reals and wants_val_sbi(val_items):
         parts.append(ClipDataset(reals, _ValidationView(True, degrade), seed=VALIDATION_SEED + 1))
     loader = DataLoader(ConcatDataset(parts), batch_size=batch_size, shuffle=False, collate_fn=_collate)
 
