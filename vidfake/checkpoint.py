@@ -44,7 +44,7 @@ class Checkpoint:
     sha256: str  # of the file's bytes: names exactly which weights scored a video
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -182,7 +182,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    sha = _file_sha256(path)
+    sha = file_sha256(path)
     load = _load_pt if path.suffix.lower() in _PICKLE_SUFFIXES else _load_safetensors
     config, tensors = load(path)
     return Checkpoint(config=config, state_dict=tensors, path=str(path), sha256=sha)

@@ -88,6 +88,8 @@ class Scorer:
             "sha256": self.checkpoint.sha256,
         }
         self.untrained = bool(config.get("training", {}).get("untrained", False))
+        # a checkpoint can carry one caveat its author wants on every verdict (the default model does)
+        self.model_warning = str(config.get("card", {}).get("warning", "")) or None
 
     # -- public API -------------------------------------------------------------------
 
@@ -103,6 +105,8 @@ class Scorer:
         warnings = extra.pop("warnings", [])
         if self.untrained:
             warnings = ["the checkpoint is randomly initialised (untrained): scores are meaningless", *warnings]
+        if self.model_warning and status == "ok":
+            warnings = [self.model_warning, *warnings]
         return Verdict(str(path), kind, status, None, None, None, self.aggregation.threshold, self.model_info,
                        warnings=warnings, **extra)
 

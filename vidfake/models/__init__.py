@@ -7,11 +7,10 @@ never a silent fallback to other weights.
 """
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 from pathlib import Path
 
-from vidfake.checkpoint import CheckpointError
+from vidfake.checkpoint import CheckpointError, file_sha256
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
@@ -33,14 +32,6 @@ def _package_dir() -> Path:
     return Path(str(resources.files(__name__)))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def default_checkpoint(verify: bool = True) -> Path:
     """Path of the packaged default checkpoint, checked against its recorded SHA-256."""
     folder = _package_dir()
@@ -55,7 +46,7 @@ def default_checkpoint(verify: bool = True) -> Path:
         if not checksum_file.is_file():
             raise DefaultModelError(f"{checksum_file} is missing: cannot verify the default model")
         expected = checksum_file.read_text().split()[0].strip().lower()
-        actual = _sha256(path)
+        actual = file_sha256(path)
         if actual != expected:
             raise DefaultModelError(
                 f"the default model {path} is damaged: SHA-256 {actual} does not match the "

@@ -17,13 +17,12 @@ What was done is recorded in the checkpoint's ``card`` so ``vidfake models`` sho
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
 import torch
 
-from vidfake.checkpoint import load_checkpoint, save_checkpoint
+from vidfake.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from vidfake.extract.sampling import parse_plan
 from vidfake.models import _CHECKSUM_FILE, DEFAULT_MODEL_FILE, _package_dir
 
@@ -67,7 +66,7 @@ def package_default_model(
     if size_mb > MAX_PACKAGE_MB:
         path.unlink()
         raise ValueError(f"the packaged model would be {size_mb:.1f} MB, over the {MAX_PACKAGE_MB} MB limit")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_sha256(path)
     (folder / _CHECKSUM_FILE).write_text(f"{digest}  {DEFAULT_MODEL_FILE}\n")
     load_checkpoint(path)  # the written file must load back
     return path

@@ -1,0 +1,58 @@
+"""The default model that ships in the package: present, intact, trained, and used when no
+checkpoint is given."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from vidfake.checkpoint import load_checkpoint
+from vidfake.cli import main
+from vidfake.models import default_checkpoint
+from vidfake.models.package import MAX_PACKAGE_MB
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_checkpoint(default_checkpoint())
+
+
+def test_the_packaged_model_is_present_intact_and_small(shipped):
+    path = default_checkpoint()
+    recorded = (path.parent / "default.sha256").read_text().split()[0]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == recorded == shipped.sha256
+    assert path.stat().st_size <= MAX_PACKAGE_MB * 2**20
+
+
+def test_the_packaged_model_is_trained_calibrated_and_says_so(shipped):
+    config = shipped.config
+    assert config["name"] == "vidfake-default" and config["version"]
+    assert not config["training"].get("untrained")
+    assert config["training"]["steps"] > 0 and config["training"]["best_val_auc"] > 0.9
+    assert config["calibration"]["n"] > 0  # fitted on the validation split
+    assert config["aggregation"]["temperature"] == config["calibration"]["temperature"]
+    assert "non-commercial" in config["card"]["licence"]
+    assert "MODEL_CARD" in config["card"]["warning"]
+    assert config["model"]["backbone"] == "tf_efficientnet_lite0"
+    assert config["extract"]["crop"]["size"] == config["model"]["input_size"]
+
+
+def test_score_without_checkpoint_uses_the_default_model(face_video, shipped, capsys):
+    assert main(["score", str(face_video.path), "--json", "--no-progress"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "ok" and 0 < record["score"] < 1
+    assert record["model"]["sha256"] == shipped.sha256 and record["model"]["name"] == "vidfake-default"
+    assert not any("untrained" in w for w in record["warnings"])
+    assert shipped.config["card"]["warning"] in record["warnings"]  # its caveat travels with every score
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sha256"] == shipped.sha256
+
+
+@pytest.mark.slow
+def test_readme_first_command_scores_the_example_videos(fixtures_dir, tmp_path, capsys):
+    videos = [fixtures_dir / "videos" / "dfdc_yhffcuhhjy.mp4", fixtures_dir / "videos" / "dfdc_lynaeydofd.mp4"]
+    assert main(["score", *map(str, videos), "--plots", str(tmp_path), "--json", "--no-progress"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert len(list(tmp_path.glob("*.png"))) == 2
