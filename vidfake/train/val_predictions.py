@@ -27,7 +27,7 @@ from vidfake.temporal import ModelConfig, create_model
 from vidfake.temporal.aggregate import AggregationConfig, calibrated_probability
 from vidfake.train.augment import augment_clip
 from vidfake.train.data import ClipDataset, load_extracted, split_by_group
-from vidfake.train.datamodule import wants_val_sbi
+from vidfake.train.datamodule import collate_clips, wants_val_sbi
 from vidfake.train.sbi import self_blend_clip
 
 __all__ = ["write_validation_predictions", "VALIDATION_SEED"]
@@ -51,18 +51,6 @@ class _ValidationView:
             frames, _ = augment_clip(sample["frames"], rng)
             sample = {**sample, "frames": np.ascontiguousarray(frames, dtype=np.uint8)}
         return sample
-
-
-def _collate(samples: list[dict]) -> dict:
-    t_max = max(s["frames"].shape[0] for s in samples)
-    frames = torch.zeros((len(samples), t_max, *samples[0]["frames"].shape[1:]), dtype=torch.uint8)
-    times = torch.zeros((len(samples), t_max))
-    mask = torch.zeros((len(samples), t_max), dtype=torch.bool)
-    for i, s in enumerate(samples):
-        t = s["frames"].shape[0]
-        frames[i, :t], times[i, :t], mask[i, :t] = s["frames"], s["times"], True
-    return {"frames": frames, "times": times, "mask": mask, "label": [s["label"] for s in samples],
-            "method": [s["method"] for s in samples], "media_id": [s["media_id"] for s in samples]}
 
 
 @torch.no_grad()
@@ -93,14 +81,14 @@ def write_validation_predictions(
     reals = [item for item in val_items if item.label == 0]
     if reals and wants_val_sbi(val_items):
         parts.append(ClipDataset(reals, _ValidationView(True, degrade), seed=VALIDATION_SEED + 1))
-    loader = DataLoader(ConcatDataset(parts), batch_size=batch_size, shuffle=False, collate_fn=_collate)
+    loader = DataLoader(ConcatDataset(parts), batch_size=batch_size, shuffle=False, collate_fn=collate_clips)
 
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     rows, counter = [], 0
     for batch in loader:
         out = model(batch["frames"].to(device), batch["times"].to(device), batch["mask"].to(device))
-        for logit, label, media_id in zip(out.clip_logit.float().cpu().tolist(), batch["label"], batch["media_id"]):
+        for logit, label, media_id in zip(out.clip_logit.float().cpu().tolist(), batch["label"].tolist(), batch["media_id"]):
             if label != label:  # NaN: unlabelled items cannot calibrate
                 continue
             counter += 1
