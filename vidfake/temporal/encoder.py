@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from vidfake.temporal.config import ModelConfig
 from vidfake.temporal.pretrained import is_efficientnet_pytorch_layout, map_by_structure, resolve_pretrained_path
 
-__all__ = ["FrameEncoder", "load_backbone_weights", "read_state_dict", "backbone_feature_dim"]
+__all__ = ["FrameEncoder", "load_backbone_weights", "read_state_dict", "backbone_feature_dim", "feature_map_channels"]
 
 _NESTED_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema")
 
@@ -125,11 +125,35 @@ def _create_backbone(config: ModelConfig) -> nn.Module:
     return timm.create_model(config.backbone, pretrained=False, num_classes=0, **kwargs)
 
 
+def feature_map_channels(backbone: nn.Module, size: int) -> int:
+    """Channels of ``backbone.forward_features`` for a ``size`` px input, which must be a
+    ``(N,C,h,w)`` map (the mask head needs spatial features: CNNs, not ViTs' tokens)."""
+    name = getattr(backbone, "default_cfg", {}).get("architecture", type(backbone).__name__)
+    if not hasattr(backbone, "forward_features") or not hasattr(backbone, "forward_head"):
+        raise ValueError(f"model.mask_head needs a timm backbone with forward_features/forward_head; {name} has none")
+    was_training = backbone.training
+    backbone.eval()  # no BatchNorm statistics from the probe
+    try:
+        with torch.no_grad():
+            fmap = backbone.forward_features(torch.zeros(1, 3, size, size))
+    finally:
+        backbone.train(was_training)
+    if fmap.ndim != 4:
+        raise ValueError(f"model.mask_head needs a backbone whose features are a (N,C,h,w) map; {name} gives "
+                         f"shape {tuple(fmap.shape)} (use a CNN backbone, or set mask_head: false)")
+    return int(fmap.shape[1])
+
+
 class FrameEncoder(nn.Module):
     """``forward(frames (N,3,S,S) in [0,1]) -> (embeddings (N,D), frame_logits (N,))``.
 
     ``S`` must equal ``config.input_size``. ``pretrained=False`` skips reading
     ``config.pretrained_path`` (use it when a full checkpoint will overwrite the weights).
+
+    With ``config.mask_head``, :meth:`forward_with_mask` also returns blend-mask logits
+    ``(N,h,w)`` at the backbone's last feature-map resolution (S/32 for EfficientNets):
+    a 1x1 convolution on the same features the embedding pools, so the heat map shows
+    what the frame score looks at.
     """
 
     def __init__(self, config: ModelConfig, pretrained: bool = True):
@@ -147,6 +171,9 @@ class FrameEncoder(nn.Module):
         self.dropout = nn.Dropout(config.frame_dropout)
         self.proj = nn.Linear(self.num_features, config.embed_dim)
         self.head = nn.Linear(config.embed_dim, 1)
+        self.mask_head = None
+        if config.mask_head:
+            self.mask_head = nn.Conv2d(feature_map_channels(self.backbone, config.input_size), 1, kernel_size=1)
 
     def normalize(self, frames: Tensor) -> Tensor:
         """[0,1] RGB floats (or uint8) -> the backbone's normalised input."""
@@ -156,7 +183,7 @@ class FrameEncoder(nn.Module):
             raise TypeError(f"frames must be float in [0,1] or uint8, got {frames.dtype}")
         return (frames - self.mean.to(frames.dtype)) / self.std.to(frames.dtype)
 
-    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+    def _check(self, frames: Tensor) -> None:
         if frames.ndim != 4 or frames.shape[1] != 3:
             raise ValueError(f"frames must be (N,3,S,S), got {tuple(frames.shape)}")
         if frames.shape[-2:] != (self.input_size, self.input_size):
@@ -164,6 +191,20 @@ class FrameEncoder(nn.Module):
                 f"frames are {frames.shape[-2]}x{frames.shape[-1]}, the model expects "
                 f"{self.input_size}x{self.input_size} (ModelConfig.input_size)"
             )
-        features = self.backbone(self.normalize(frames))
+
+    def _heads(self, features: Tensor) -> tuple[Tensor, Tensor]:
         embeddings = self.proj(self.dropout(features))
         return embeddings, self.head(embeddings).squeeze(-1)
+
+    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(frames)
+        return self._heads(self.backbone(self.normalize(frames)))
+
+    def forward_with_mask(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(embeddings (N,D), frame_logits (N,), mask_logits (N,h,w))``; needs ``config.mask_head``."""
+        if self.mask_head is None:
+            raise RuntimeError("this model has no mask head (ModelConfig.mask_head is false)")
+        self._check(frames)
+        fmap = self.backbone.forward_features(self.normalize(frames))
+        embeddings, logits = self._heads(self.backbone.forward_head(fmap, pre_logits=True))
+        return embeddings, logits, self.mask_head(fmap).squeeze(1)

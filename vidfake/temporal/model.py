@@ -12,7 +12,9 @@
     audio_mask (B,) bool, True = this row has audio (default: all True when audio given)
 
 and returns a :class:`DetectorOutput`. All logits are "fake" logits (sigmoid -> P(fake)).
-Positions of ``frame_logits`` where ``mask`` is False hold 0 and mean nothing.
+Positions of ``frame_logits`` (and ``mask_logits``) where ``mask`` is False hold 0 and
+mean nothing. With ``config.mask_head``, ``mask_logits (B,T,h,w)`` are per-frame blend-mask
+logits (sigmoid -> P(pixel was blended)) on a coarse grid, for heat maps.
 
 Clip logit::
 
@@ -48,13 +50,15 @@ class DetectorOutput:
     clip_logit (B,): the clip's fake logit (visual + gated sync where used).
     sync: the sync head's output for all rows, or None (head disabled / no audio given).
     used_sync (B,) bool: rows whose clip_logit includes the sync logit.
-    clip_embedding (B,D): the pooled temporal embedding."""
+    clip_embedding (B,D): the pooled temporal embedding.
+    mask_logits (B,T,h,w): blend-mask logits per frame (model.mask_head), else None."""
 
     frame_logits: Tensor
     clip_logit: Tensor
     sync: SyncOutput | None
     used_sync: Tensor
     clip_embedding: Tensor
+    mask_logits: Tensor | None = None
 
 
 class DeepfakeDetector(nn.Module):
@@ -88,7 +92,13 @@ class DeepfakeDetector(nn.Module):
         check_sequence(frames.new_empty(b, t, 0), times, mask)  # shapes + >= 1 valid per row
 
         # every valid frame of every clip through the encoder as one batch
-        emb_valid, logit_valid = self.encoder(frames[mask])
+        mask_logits = None
+        if self.encoder.mask_head is not None:
+            emb_valid, logit_valid, mask_valid = self.encoder.forward_with_mask(frames[mask])
+            mask_logits = mask_valid.new_zeros(b, t, *mask_valid.shape[1:])
+            mask_logits[mask] = mask_valid
+        else:
+            emb_valid, logit_valid = self.encoder(frames[mask])
         emb = emb_valid.new_zeros(b, t, emb_valid.shape[-1])
         emb[mask] = emb_valid
         frame_logits = logit_valid.new_zeros(b, t)
@@ -111,6 +121,7 @@ class DeepfakeDetector(nn.Module):
             sync=sync_out,
             used_sync=used,
             clip_embedding=clip_embedding,
+            mask_logits=mask_logits,
         )
 
 

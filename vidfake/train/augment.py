@@ -25,6 +25,11 @@ the first re-encode destroys:
   draws independent noise per frame like a real sensor.
 * **JPEG** -- thumbnails, screenshots and frame-by-frame pipelines are JPEG-coded:
   8x8 block artefacts and chroma subsampling.
+* **black border** -- a face near the frame's edge, or a face photo whose face fills the
+  picture (aligned face datasets), reaches past the frame, and the crop pads that part
+  black (:mod:`vidfake.extract.crop`). Put on real and fake crops alike, at the end of the
+  chain as the crop does, so padding never tells one class from the other. The blend
+  masks are zeroed under the border (nothing blended shows there).
 * **H.264 recompression** -- nearly every wild video was (re)encoded by a platform with
   a lossy inter-frame codec: blocking, ringing, smoothing of fine texture and
   temporal prediction (P/B frames) that partially copies detail across frames. A real
@@ -32,7 +37,7 @@ the first re-encode destroys:
   JPEG round trip is used instead. Video recompression and JPEG are exclusive.
 
 Ops run in the order of a capture-to-upload chain: flip, colour, cutout, rescale, blur,
-noise, then compression. Every random choice for a clip is drawn once by
+noise, compression, then the crop's black border. Every random choice for a clip is drawn once by
 :func:`sample_augment` into a frozen :class:`AugmentParams` and applied identically to
 every frame by :func:`apply_augment` (a clip is uint8 ``(T, H, W, 3)``, an image is T=1).
 """
@@ -93,10 +98,12 @@ class AugmentConfig:
     p_cutout: float = 0.2
     cutout_frac: tuple[float, float] = (0.1, 0.3)
     p_flip: float = 0.5
+    p_border: float = 0.1
+    border_frac: tuple[float, float] = (0.05, 0.3)  # band width per padded side, of the crop side
 
     def __post_init__(self) -> None:
         for name in ("p_jpeg", "p_video_codec", "p_rescale", "p_blur", "p_noise", "p_color",
-                     "p_cutout", "p_flip"):
+                     "p_cutout", "p_flip", "p_border"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
@@ -106,6 +113,7 @@ class AugmentConfig:
         _check_range("blur_sigma", self.blur_sigma, 1e-6, math.inf)
         _check_range("noise_std", self.noise_std, 0.0, math.inf)
         _check_range("cutout_frac", self.cutout_frac, 0.0, 1.0)
+        _check_range("border_frac", self.border_frac, 0.0, 0.5)
         for name in ("brightness", "contrast", "saturation"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1)")
@@ -141,6 +149,7 @@ class AugmentParams:
     jpeg_quality: int | None = None
     crf: int | None = None
     codec_preset: str = "veryfast"
+    border: tuple[int, int, int, int] | None = None  # black band (top, bottom, left, right), pixels
 
     @property
     def has_color(self) -> bool:
@@ -205,6 +214,14 @@ def sample_augment(rng: np.random.Generator, config: AugmentConfig,
         kw["jpeg_quality"] = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
     elif rng.random() < config.p_jpeg:
         kw["jpeg_quality"] = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
+
+    if rng.random() < config.p_border:  # drawn last: the other ops' draws stay as they were
+        sides = rng.random(4) < 0.5
+        if not sides.any():  # a face photo smaller than the crop square: padded all round
+            sides[:] = True
+        fracs = rng.uniform(*config.border_frac, size=4)
+        extents = (H, H, W, W)
+        kw["border"] = tuple(int(round(f * e)) if on else 0 for on, f, e in zip(sides, fracs, extents))
 
     return AugmentParams(**kw)
 
@@ -397,7 +414,25 @@ def apply_augment(clip: np.ndarray, params: AugmentParams,
     out = np.ascontiguousarray(out)
     if out is clip:
         out = clip.copy()
+    if params.border is not None:
+        out = _black_border(out, params.border, h_axis=1, w_axis=2)
+        if out_masks is not None:
+            w_axis = _mask_w_axis(out_masks, clip.shape)
+            out_masks = _black_border(out_masks, params.border, h_axis=w_axis - 1, w_axis=w_axis)
     return out, out_masks
+
+
+def _black_border(array: np.ndarray, border: tuple[int, int, int, int], h_axis: int, w_axis: int) -> np.ndarray:
+    """Zero bands of ``(top, bottom, left, right)`` pixels along the given axes (in place)."""
+    top, bottom, left, right = border
+    height, width = array.shape[h_axis], array.shape[w_axis]
+    for axis, index in ((h_axis, slice(0, top)), (h_axis, slice(height - bottom, height)),
+                        (w_axis, slice(0, left)), (w_axis, slice(width - right, width))):
+        if index.stop > index.start:
+            view = [slice(None)] * array.ndim
+            view[axis] = index
+            array[tuple(view)] = 0
+    return array
 
 
 def augment_clip(clip: np.ndarray, rng: np.random.Generator, config: AugmentConfig | None = None,

@@ -302,9 +302,12 @@ class ClipDataset(Dataset):
 
     ``transform(sample, rng)`` runs before the tensors are made, on ``frames`` / ``mouths``
     as ``(T,H,W,3)`` uint8 numpy, ``landmarks`` ``(T,5,2)`` and ``label`` a float; it
-    returns the (possibly new) dict, whose arrays are then converted. ``rng`` is fresh
-    entropy per call, or, with ``seed``, derived from ``(seed, epoch, index)`` so runs
-    repeat (call :meth:`set_epoch` each epoch for new draws)."""
+    returns the (possibly new) dict, whose arrays are then converted. ``rng`` is seeded
+    from torch's random generator, so a run seeded with ``seed_everything(..., workers=True)``
+    repeats its pseudo-fakes and augmentations (each DataLoader worker has its own torch
+    stream, and a new one every epoch); with ``seed`` it is derived from ``(seed, epoch,
+    index)`` instead, fixed per sample (validation copies; call :meth:`set_epoch` for new
+    draws)."""
 
     def __init__(self, items: Sequence[ClipItem], transform: Transform | None = None, seed: int | None = None,
                  sync_audio: SyncAudio | None = None) -> None:
@@ -338,7 +341,10 @@ class ClipDataset(Dataset):
         }
         if item.mouth_files:
             sample["mouths"] = _load_images(item.mouth_files)
-        rng = np.random.default_rng(None if self.seed is None else [self.seed, self.epoch, index])
+        if self.seed is None:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.sync_audio is not None:
             sample.update(_sync_fields(item, self.sync_audio, rng))
         if self.transform is not None:
@@ -365,6 +371,8 @@ def _to_tensors(sample: dict) -> dict:
     for key in ("frames", "mouths"):
         if key in out and isinstance(out[key], np.ndarray):
             out[key] = torch.from_numpy(np.ascontiguousarray(out[key].transpose(0, 3, 1, 2)))
+    if isinstance(out.get("blend_mask"), np.ndarray):  # (T,H,W) uint8, 255 = fully blended
+        out["blend_mask"] = torch.from_numpy(np.ascontiguousarray(out["blend_mask"], np.uint8))
     for key in ("times", "landmarks", "audio"):
         if isinstance(out.get(key), np.ndarray):
             out[key] = torch.from_numpy(np.ascontiguousarray(out[key], np.float32))

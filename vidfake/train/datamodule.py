@@ -10,7 +10,9 @@ Two tasks share it:
   is judged on real manipulations when there are some.
   With ``sync``, items also carry their mouth crops and aligned audio for the lip-sync
   head, and with ``sync_shift_prob`` a real clip whose audio was moved becomes a lip-sync
-  fake (method ``"av_shift"``).
+  fake (method ``"av_shift"``). With ``blend_masks`` (a model with a mask head) samples
+  carry the blend-mask target: the SBI mask, empty for real pixels, unknown for a
+  dataset's fakes.
 * ``sync_pretext``: real clips with audio only; a fraction ``sync_shift_prob`` of them get
   their audio moved by ``sync_min_shift..sync_max_shift`` frames (out-of-sync negatives);
   validation has every val clip twice: in sync, and moved (fixed seed).
@@ -39,48 +41,89 @@ VAL_SYNC_SEED = 4321
 TASKS = ("detect", "sync_pretext")
 
 
-def _sbi(sample: dict, rng: np.random.Generator, config: SBIConfig) -> dict:
-    fakes, _ = self_blend_clip(sample["frames"], sample["landmarks"], rng, config)
-    return {**sample, "frames": fakes, "label": 1.0, "method": "sbi"}
+def _sbi(sample: dict, rng: np.random.Generator, config: SBIConfig) -> tuple[dict, np.ndarray]:
+    """The sample self-blended (label fake) and its blend masks ``(T,H,W)`` float in [0,1]."""
+    fakes, masks = self_blend_clip(sample["frames"], sample["landmarks"], rng, config)
+    return {**sample, "frames": fakes, "label": 1.0, "method": "sbi"}, masks
+
+
+def _untouched_masks(sample: dict, pixels_real: bool) -> np.ndarray | None:
+    """The blend-mask target of a clip nothing was blended into: all zeros when its pixels
+    are a real face's, unknown (None) for a dataset's fake (where it was edited is not known)."""
+    return np.zeros(sample["frames"].shape[:3], np.float32) if pixels_real else None
+
+
+def _with_blend_masks(sample: dict, masks: np.ndarray | None) -> dict:
+    """``blend_mask`` uint8 ``(T,H,W)`` (255 = fully blended; zeros when unknown) and
+    ``blend_mask_known`` bool: the mask head's target."""
+    known = masks is not None
+    target = np.rint(np.clip(masks, 0.0, 1.0) * 255).astype(np.uint8) if known \
+        else np.zeros(sample["frames"].shape[:3], np.uint8)
+    return {**sample, "blend_mask": target, "blend_mask_known": known}
 
 
 class TrainTransform:
     """SBI on real items (probability ``sbi_prob``), then :func:`augment_clip`.
+    With ``blend_masks`` (a model with a mask head) samples carry the blend-mask target.
     A class (not a closure) so DataLoader workers can pickle it."""
 
     def __init__(self, sbi_prob: float = 0.5, augment: bool = True,
                  sbi_config: SBIConfig | None = None, augment_config: AugmentConfig | None = None,
-                 keep_mouths: bool = False) -> None:
+                 keep_mouths: bool = False, blend_masks: bool = False) -> None:
         self.sbi_prob = sbi_prob
         self.augment = augment
         self.sbi_config = sbi_config or SBIConfig()
         self.augment_config = augment_config
         self.keep_mouths = keep_mouths
+        self.blend_masks = blend_masks
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         if not self.keep_mouths:
             sample.pop("mouths", None)
+        pixels_real = sample["label"] == 0.0
         if sample.get("sync_shift") and sample["label"] == 0.0:  # its audio was moved: a lip-sync fake
             sample = {**sample, "label": 1.0, "method": "av_shift"}
+        masks = None
         if sample["label"] == 0.0 and rng.random() < self.sbi_prob:
-            sample = _sbi(sample, rng, self.sbi_config)
+            sample, masks = _sbi(sample, rng, self.sbi_config)
+        elif self.blend_masks:
+            masks = _untouched_masks(sample, pixels_real)
         if self.augment:
-            frames, _ = augment_clip(sample["frames"], rng, self.augment_config)
+            frames, masks = augment_clip(sample["frames"], rng, self.augment_config, masks=masks)
             sample = {**sample, "frames": np.ascontiguousarray(frames, dtype=np.uint8)}
-        return sample
+        return _with_blend_masks(sample, masks) if self.blend_masks else sample
 
 
 class ValSBITransform:
     """Always self-blends (the val set's SBI copies of real items)."""
 
-    def __init__(self, sbi_config: SBIConfig | None = None, keep_mouths: bool = False) -> None:
+    def __init__(self, sbi_config: SBIConfig | None = None, keep_mouths: bool = False,
+                 blend_masks: bool = False) -> None:
         self.sbi_config = sbi_config or SBIConfig()
         self.keep_mouths = keep_mouths
+        self.blend_masks = blend_masks
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         if not self.keep_mouths:
             sample.pop("mouths", None)
-        return _sbi(sample, rng, self.sbi_config)
+        sample, masks = _sbi(sample, rng, self.sbi_config)
+        return _with_blend_masks(sample, masks) if self.blend_masks else sample
+
+
+class ValTransform:
+    """Validation items as they are (no augmentation), plus the blend-mask target with
+    ``blend_masks``."""
+
+    def __init__(self, keep_mouths: bool = False, blend_masks: bool = False) -> None:
+        self.keep_mouths = keep_mouths
+        self.blend_masks = blend_masks
+
+    def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        if not self.keep_mouths:
+            sample.pop("mouths", None)
+        if self.blend_masks:
+            sample = _with_blend_masks(sample, _untouched_masks(sample, sample["label"] == 0.0))
+        return sample
 
 
 def wants_val_sbi(val_items: list[ClipItem], val_sbi: bool | str = "auto") -> bool:
@@ -89,11 +132,6 @@ def wants_val_sbi(val_items: list[ClipItem], val_sbi: bool | str = "auto") -> bo
     if val_sbi == "auto":
         return not any(item.label == 1 for item in val_items)
     return bool(val_sbi)
-
-
-def _drop_mouths(sample: dict, rng: np.random.Generator) -> dict:
-    sample.pop("mouths", None)
-    return sample
 
 
 class IndexedDataset(Dataset):
@@ -123,7 +161,8 @@ def collate_clips(samples: list[dict]) -> dict:
     (B,T), ``mask`` bool (B,T), ``label`` (B,), ``method`` / ``media_id`` lists; with
     sync fields, ``mouths`` uint8 (B,T,3,M,M), ``audio`` (B,S) zero-padded (silence),
     ``fps`` (B,), ``audio_mask`` bool (B,), ``sync_shift`` long (B,), ``sync_known`` bool
-    (B,); ``index`` long (B,) when the samples have it."""
+    (B,); with blend masks (a mask-head model), ``blend_mask`` uint8 (B,T,H,W) and
+    ``blend_mask_known`` bool (B,); ``index`` long (B,) when the samples have it."""
     t_max = max(s["frames"].shape[0] for s in samples)
     mask = torch.zeros((len(samples), t_max), dtype=torch.bool)
     for i, s in enumerate(samples):
@@ -136,7 +175,7 @@ def collate_clips(samples: list[dict]) -> dict:
         "method": [s["method"] for s in samples],
         "media_id": [s["media_id"] for s in samples],
     }
-    for key in ("mouths", "audio", "index"):
+    for key in ("mouths", "audio", "index", "blend_mask"):
         present = sum(key in s for s in samples)
         if present not in (0, len(samples)):
             raise ValueError(f"{present} of {len(samples)} samples have {key!r}: a batch must be uniform")
@@ -148,6 +187,9 @@ def collate_clips(samples: list[dict]) -> dict:
         batch["audio_mask"] = torch.tensor([bool(s["has_audio"]) for s in samples])
         batch["sync_shift"] = torch.tensor([int(s["sync_shift"]) for s in samples], dtype=torch.long)
         batch["sync_known"] = torch.tensor([bool(s["sync_known"]) for s in samples])
+    if "blend_mask" in samples[0]:
+        batch["blend_mask"] = _pad_stack([s["blend_mask"] for s in samples], t_max)
+        batch["blend_mask_known"] = torch.tensor([bool(s["blend_mask_known"]) for s in samples])
     if "index" in samples[0]:
         batch["index"] = torch.tensor([s["index"] for s in samples], dtype=torch.long)
     return batch
@@ -170,6 +212,7 @@ class FaceClipDataModule(pl.LightningDataModule):
         sync_min_shift: int = 3,
         sync_max_shift: int = 8,
         val_sbi: bool | str = "auto",
+        blend_masks: bool = False,
     ) -> None:
         super().__init__()
         if val_sbi not in (True, False, "auto"):
@@ -188,6 +231,7 @@ class FaceClipDataModule(pl.LightningDataModule):
         self.seed = seed
         self.task = task
         self.val_sbi = val_sbi
+        self.blend_masks = blend_masks and task == "detect"
         self.sync = sync or task == "sync_pretext"
         pretext = task == "sync_pretext"
         # the pretext reads sound past the clip so every searched offset meets real audio;
@@ -227,14 +271,14 @@ class FaceClipDataModule(pl.LightningDataModule):
             self.val_set = ConcatDataset([ClipDataset(self.val_items, sync_audio=val_audio),
                                           ClipDataset(self.val_items, seed=VAL_SYNC_SEED, sync_audio=moved)])
             return
-        self.train_set = ClipDataset(self.train_items, TrainTransform(self.sbi_prob, self.augment, keep_mouths=self.sync),
+        keep = dict(keep_mouths=self.sync, blend_masks=self.blend_masks)
+        self.train_set = ClipDataset(self.train_items, TrainTransform(self.sbi_prob, self.augment, **keep),
                                      sync_audio=train_audio)
         val_real = [item for item in self.val_items if item.label == 0]
-        parts = [ClipDataset(self.val_items, None if self.sync else _drop_mouths, sync_audio=val_audio)]
+        parts = [ClipDataset(self.val_items, ValTransform(**keep), sync_audio=val_audio)]
         self.val_sbi = wants_val_sbi(self.val_items, self.val_sbi)
         if val_real and self.val_sbi:
-            parts.append(ClipDataset(val_real, ValSBITransform(keep_mouths=self.sync), seed=VAL_SBI_SEED,
-                                     sync_audio=val_audio))
+            parts.append(ClipDataset(val_real, ValSBITransform(**keep), seed=VAL_SBI_SEED, sync_audio=val_audio))
         self.val_set = ConcatDataset(parts)
 
     @property

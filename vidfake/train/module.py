@@ -37,6 +37,18 @@ def zero_touch(params: Iterable[torch.Tensor]) -> torch.Tensor:
     return sum((p.sum() for p in params if p.requires_grad), torch.zeros(())) * 0.0
 
 
+def blend_mask_loss(mask_logits: torch.Tensor, blend_mask: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+    """Per-pixel BCE between the mask head's ``(B,T,h,w)`` logits and the blend masks
+    ``(B,T,H,W)`` (uint8, 255 = fully blended) area-averaged down to ``(h,w)``, over the
+    frames where ``use (B,T)`` is True. With no such frame it is a zero that still reaches
+    the head's parameters (DDP needs every parameter in every step's graph)."""
+    if not bool(use.any()):
+        return mask_logits.sum() * 0.0
+    target = blend_mask[use].unsqueeze(1).float().div_(255.0)
+    target = F.interpolate(target, size=mask_logits.shape[-2:], mode="area").squeeze(1)
+    return F.binary_cross_entropy_with_logits(mask_logits[use].float(), target)
+
+
 class VidfakeModule(pl.LightningModule):
     """Shared base. Subclasses implement :meth:`losses` and ``validation_step``, which
     calls :meth:`collect_val` with per-sample ``prob`` (P(fake)) and ``label`` (plus any
@@ -154,7 +166,12 @@ class DetectorModule(VidfakeModule):
     """The detector on face clips. Loss::
 
         clip_loss_weight * BCE(clip logit) + frame_loss_weight * BCE(per-frame logits)
+        + mask_loss_weight * BCE(blend-mask logits, SBI masks)      (model.mask_head)
         + sync_loss_weight * InfoNCE(sync head, in-sync clips)      (with use_sync)
+
+    The mask term (see :func:`blend_mask_loss`) needs batches with ``blend_mask`` (the data
+    module's ``blend_masks``): SBI fakes are judged on their blend masks, real faces on an
+    empty mask, dataset fakes (where the edit is not known) not at all.
 
     ``use_sync``: batches carry mouths and audio (the data module's ``sync``); the clip
     logit then includes the sync head's, as in scoring. The InfoNCE term (see
@@ -174,6 +191,7 @@ class DetectorModule(VidfakeModule):
         sync_loss_weight: float = 0.0,
         sync_temperature: float = 0.1,
         use_sync: bool = False,
+        mask_loss_weight: float = 1.0,
     ) -> None:
         if use_sync and not model_config.sync:
             raise ValueError("lip-sync data (data.sync) needs a model with a sync head (model.sync: true)")
@@ -183,6 +201,7 @@ class DetectorModule(VidfakeModule):
         self.sync_loss_weight = sync_loss_weight
         self.sync_temperature = sync_temperature
         self.use_sync = use_sync
+        self.mask_loss_weight = mask_loss_weight if model_config.mask_head else 0.0
         if self.model.sync is not None and not use_sync:
             self.model.sync.requires_grad_(False)
             self.model.sync_weight.requires_grad_(False)
@@ -204,6 +223,13 @@ class DetectorModule(VidfakeModule):
             frame_labels = labels[:, None].expand_as(out.frame_logits)[mask]
             parts["frame"] = F.binary_cross_entropy_with_logits(out.frame_logits[mask].float(), frame_labels)
             loss = loss + self.frame_loss_weight * parts["frame"]
+        if self.mask_loss_weight:
+            if "blend_mask" not in batch:
+                raise ValueError("the model has a mask head but the batch has no blend masks: build the data module "
+                                 "with blend_masks=True (vidfake train does when model.mask_head is true)")
+            use = batch["mask"] & batch["blend_mask_known"][:, None]
+            parts["mask"] = blend_mask_loss(out.mask_logits, batch["blend_mask"], use)
+            loss = loss + self.mask_loss_weight * parts["mask"]
         if self.use_sync:
             if self.sync_loss_weight and out.sync is not None:
                 in_sync = batch["sync_known"] & (batch["sync_shift"] == 0)

@@ -8,7 +8,7 @@ YAML sections (all optional except ``data.dir`` unless ``--data`` is given)::
               val_sbi, sync, sync_shift_prob, sync_min_shift}
     model:   ModelConfig fields
     optim:   {lr, weight_decay, warmup_steps, clip_loss_weight, frame_loss_weight,
-              sync_loss_weight, sync_logit_loss_weight, sync_temperature}
+              mask_loss_weight, sync_loss_weight, sync_logit_loss_weight, sync_temperature}
     trainer: {max_steps, val_check_interval, accelerator, devices, num_nodes, strategy,
               precision, accumulate_grad_batches, log_every_n_steps, progress_bar}
     init:    {checkpoint, modules}   start from parts of a vidfake checkpoint
@@ -42,7 +42,7 @@ DEFAULTS = {
              "val_sbi": "auto", "sync": False, "sync_shift_prob": 0.0, "sync_min_shift": 3},
     "model": {},
     "optim": {"lr": 3e-4, "weight_decay": 0.05, "warmup_steps": 100, "clip_loss_weight": 1.0,
-              "frame_loss_weight": 0.5, "sync_loss_weight": 1.0, "sync_logit_loss_weight": 0.5,
+              "frame_loss_weight": 0.5, "mask_loss_weight": 1.0, "sync_loss_weight": 1.0, "sync_logit_loss_weight": 0.5,
               "sync_temperature": 0.1},
     "trainer": {"max_steps": 1000, "val_check_interval": 200, "accelerator": "auto", "devices": 1,
                 "num_nodes": 1, "strategy": "auto", "precision": "auto", "accumulate_grad_batches": 1,
@@ -214,7 +214,7 @@ def build(config: dict, resume: bool = False) -> TrainingRun:
         data_dir, clip_len=data["clip_len"], batch_size=data["batch_size"], val_fraction=data["val_fraction"],
         sbi_prob=data["sbi_prob"], num_workers=data["num_workers"], augment=data["augment"], seed=data["seed"],
         task=task, sync=sync, sync_shift_prob=data["sync_shift_prob"], sync_min_shift=data["sync_min_shift"],
-        sync_max_shift=model_config.sync_max_offset, val_sbi=data["val_sbi"],
+        sync_max_shift=model_config.sync_max_offset, val_sbi=data["val_sbi"], blend_masks=model_config.mask_head,
     )
     datamodule.setup("fit")
     common = dict(lr=optim["lr"], weight_decay=optim["weight_decay"], warmup_steps=optim["warmup_steps"],
@@ -223,7 +223,8 @@ def build(config: dict, resume: bool = False) -> TrainingRun:
         module = SyncPretextModule(model_config, sync_logit_loss_weight=optim["sync_logit_loss_weight"], **common)
     else:
         module = DetectorModule(model_config, frame_loss_weight=optim["frame_loss_weight"],
-                                clip_loss_weight=optim["clip_loss_weight"], use_sync=sync, **common)
+                                clip_loss_weight=optim["clip_loss_weight"], mask_loss_weight=optim["mask_loss_weight"],
+                                use_sync=sync, **common)
     init = config["init"]
     if init.get("checkpoint") and not resume:  # a resumed run has its weights in last.ckpt
         copied = load_parts(module.model, init["checkpoint"], init.get("modules") or [])
