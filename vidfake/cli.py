@@ -23,13 +23,14 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
             "Decode, detect, track and crop faces. Writes DIR/images/ (crops), DIR/labels.csv "
             "(img_name,target; 1 = fake), DIR/tracks.jsonl (every face track) and DIR/errors.jsonl "
             "(files that failed or had no face). Labels come from --labels, from DFDC metadata.json "
-            "files found in the input folders, or from the FaceForensics++ folder layout."
+            "files found in the input folders, from the FaceForensics++ folder layout, or from "
+            "real/ and fake/ (or 0_real/ and 1_fake/) folders."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", type=Path, help="video or image files, or folders of them (searched recursively)")
     p.add_argument("--out", required=True, type=Path, help="output dataset folder")
-    p.add_argument("--labels", type=Path, help="DFDC metadata.json or a CSV with path,label columns")
+    p.add_argument("--labels", type=Path, help="DFDC metadata.json, or a CSV with path,label or img_name,target columns")
     p.add_argument("--plan", default="uniform:32", help="frames to sample: uniform:N, clips:NxL[/S], every:K or all")
     p.add_argument("--frames", type=int, help="shortcut for --plan uniform:N")
     p.add_argument("--size", type=int, default=crop.size, help="crop side in pixels")
@@ -225,7 +226,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="evaluate a detector on a labelled set: AUC, log loss, TPR@FPR, per-group report",
         description=(
-            "Score a labelled set (a folder with DFDC metadata.json parts, the FaceForensics++ layout, "
+            "Score a labelled set (a folder with DFDC metadata.json parts, the FaceForensics++ layout "
+            "or real/ and fake/ subfolders, "
             "a CSV with path,label[,groups...], or an image set in img_name,target form) into "
             "REPORT_DIR/predictions.csv (resumable), then write metrics.json, roc.png, scores.png, "
             "reliability.png, report.md and submission files. --predictions recomputes everything "

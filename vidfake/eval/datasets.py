@@ -1,5 +1,5 @@
-"""Labelled sets to evaluate on: DFDC folders, the FaceForensics++ layout, a CSV with
-``path,label`` (extra columns become groups), and image sets in ``img_name,target`` form.
+"""Labelled sets to evaluate on: DFDC folders, the FaceForensics++ layout, real/ fake/ folders,
+a CSV with ``path,label`` (extra columns become groups), and image sets in ``img_name,target`` form.
 
 Each becomes a list of ``EvalItem``; labels are parsed by the same rules as
 ``vidfake extract`` (``vidfake.extract.labels``)."""
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidfake.extract.dataset import collect_media
-from vidfake.extract.labels import LabelError, build_label_resolver, parse_label
+from vidfake.extract.labels import LabelError, build_label_resolver, image_set_path, parse_label
 from vidfake.extract.media_types import media_kind
 
 
@@ -45,7 +45,7 @@ class EvalItem:
 @dataclass
 class EvalSet:
     items: list[EvalItem]
-    source: str  # "dfdc", "ffpp", "csv", "images"
+    source: str  # "dfdc", "ffpp", "folders", "csv", "images"
     notes: list[str] = field(default_factory=list)  # rows skipped and why
 
 
@@ -80,7 +80,8 @@ def _from_folder(folder: Path) -> EvalSet:
         items.append(EvalItem(media.path, media.path.relative_to(folder).as_posix(), info.label, media.kind, groups))
     notes = [f"{len(unlabelled)} file(s) without a label left out, e.g. {unlabelled[0]}"] if unlabelled else []
     notes += list(resolver.skipped) + list(resolver.ignored)
-    source = "ffpp" if any(i.groups["dataset"] == "FaceForensics++" for i in items) else "dfdc"
+    datasets = {i.groups["dataset"] for i in items}
+    source = "ffpp" if "FaceForensics++" in datasets else "folders" if datasets == {"folder-layout"} else "dfdc"
     return EvalSet(items, source, notes)
 
 
@@ -117,8 +118,7 @@ def _from_image_csv(path: Path) -> EvalSet:
         except LabelError:
             notes.append(f"{path}, line {line}: target {row['target']!r} is not 0/1, row left out")
             continue
-        candidates = [path.parent / row["img_name"], path.parent / "images" / row["img_name"]]
-        file = next((c for c in candidates if c.exists()), candidates[0])
+        file = image_set_path(path, row["img_name"])
         groups = group_columns(row, skip=("img_name", "target"))
         items.append(EvalItem(file, row["img_name"], label, "image", groups))
     return EvalSet(items, "images", notes)

@@ -1,14 +1,18 @@
 """Per-file labels for `vidfake extract`: real/fake, manipulation method, and a split group.
 
-Labels come from one of three places, tried in this order for every input file:
+Labels come from these places, tried in this order for every input file:
 
-1. an explicit ``--labels`` file: a DFDC ``metadata.json`` or a CSV with ``path`` and
-   ``label`` columns;
+1. an explicit ``--labels`` file: a DFDC ``metadata.json``, a CSV with ``path`` and
+   ``label`` columns, or an image set CSV with ``img_name`` and ``target`` columns (the
+   multi-face forgery challenge format, and what ``vidfake extract`` itself writes);
 2. when no ``--labels`` is given: DFDC ``metadata.json`` files discovered in the input
    folders (each folder and its subfolders; for a file input, a ``metadata.json`` beside
    it, so a shell glob like ``dfdc_train_part_0/*.mp4`` is labelled too);
 3. the FaceForensics++ folder layout, read from the path itself (always applied, so an
-   explicit CSV that does not list an FF++ file does not lose that file's label).
+   explicit CSV that does not list an FF++ file does not lose that file's label);
+4. the ``real/`` ``fake/`` folder layout (also CNNDetection's ``0_real/`` ``1_fake/``): the
+   nearest of the file's three closest ancestor folders with such a name. Last, because a
+   folder name is the weakest evidence; like the FF++ rule it is always applied.
 
 Anything else gets ``LabelInfo(None, None, None, "none")``.
 
@@ -31,7 +35,9 @@ Groups (the key that a leak-free split keeps together):
   DeepFakeDetection files (``01__scene.mp4``, ``01_02__scene__ID.mp4``) follow the same
   first-token rule and group by actor (two-digit ids, which never equal the three-digit
   YouTube ids).
-* CSV: the ``group`` column where there is one (e.g. a speaker or identity id), else None.
+* CSV (either form): the ``group`` column where there is one (e.g. a speaker or identity
+  id), else None.
+* real/ fake/ folders: None (a folder name says nothing about identities).
 """
 from __future__ import annotations
 
@@ -52,7 +58,7 @@ class LabelInfo:
     label: int | None  # 1 fake, 0 real, None unknown
     method: str | None  # manipulation method ("NeuralTextures", "faceswap", ...), "real" or None
     group: str | None  # identity/source key for leak-free splits
-    source: str  # where the label came from: "dfdc-metadata", "ffpp-layout", "csv", "none"
+    source: str  # "dfdc-metadata", "ffpp-layout", "csv", "folder-layout" or "none"
 
 
 UNKNOWN = LabelInfo(None, None, None, "none")
@@ -86,7 +92,8 @@ class LabelResolver:
     """Answers `lookup(path)` for any input file; built once per run.
 
     ``table`` maps *resolved* paths to their labels from a label file (explicit or
-    discovered); the FF++ layout rule is the fallback for paths not in it. The extra
+    discovered); the FF++ layout rule and then the real/ fake/ folder rule are the
+    fallbacks for paths not in it. The extra
     attributes are for the CLI's report: ``label_files`` (the files the table came from),
     ``skipped`` (one line per row/entry dropped for an unknown label such as "AUDIO") and
     ``ignored`` (discovered metadata.json files that are not in the DFDC format).
@@ -115,14 +122,21 @@ class LabelResolver:
         info = self._table.get(resolved)
         if info is not None:
             return info
-        return ffpp_layout_label(resolved) or ffpp_layout_label(path.absolute()) or UNKNOWN
+        return (
+            ffpp_layout_label(resolved)
+            or ffpp_layout_label(path.absolute())
+            or folder_layout_label(resolved)
+            or folder_layout_label(path.absolute())
+            or UNKNOWN
+        )
 
 
 def build_label_resolver(
     labels: Path | None, inputs: Sequence[Path], *, skip_unknown_labels: bool = True
 ) -> LabelResolver:
-    """labels: a metadata.json, a CSV, or None (then: auto-discover metadata.json under the
-    input folders, and always apply the FF++ layout rule).
+    """labels: a metadata.json, a CSV (path,label or img_name,target), or None (then:
+    auto-discover metadata.json under the input folders). The FF++ and real/ fake/ folder
+    rules are always applied to files without a label from a file.
 
     With ``skip_unknown_labels`` a row whose label is not REAL/FAKE/0/1 (e.g. "AUDIO") is
     left out and listed in ``resolver.skipped``; without it, such a row raises LabelError.
@@ -182,6 +196,41 @@ def ffpp_layout_label(path: Path) -> LabelInfo | None:
     if root == "manipulated_sequences":
         return LabelInfo(1, name, group, "ffpp-layout")
     return None
+
+
+_REAL_FOLDERS = frozenset({"real", "0_real"})
+_FAKE_FOLDERS = frozenset({"fake", "1_fake"})
+_FOLDER_DEPTH = 3  # how many ancestor folders are searched for real/ or fake/
+
+
+def folder_layout_label(path: Path) -> LabelInfo | None:
+    """Label a file under a ``real/`` or ``fake/`` folder (any case; also CNNDetection's
+    ``0_real/`` and ``1_fake/``), the commonest way image sets are shared.
+
+    The nearest such folder among the file's three closest ancestors decides, so
+    ``fake/real/x.png`` is real; the limit keeps a far-away ``/home/real/...`` from
+    labelling a whole tree. ``fake/<sub>/file`` names its method ``<sub>`` (e.g.
+    ``fake/Deepfakes/x.png``); a fake any deeper or shallower has method None.
+    """
+    folders = Path(path).parts[:-1]
+    for depth, name in enumerate(reversed(folders[-_FOLDER_DEPTH:]), start=1):
+        word = name.lower()
+        if word in _REAL_FOLDERS:
+            return LabelInfo(0, "real", None, "folder-layout")
+        if word in _FAKE_FOLDERS:
+            method = folders[-1] if depth == 2 else None
+            return LabelInfo(1, method, None, "folder-layout")
+    return None
+
+
+def image_set_path(csv_path: Path, img_name: str) -> Path:
+    """Where an ``img_name`` of an ``img_name,target`` CSV points: the CSV's folder, or its
+    ``images/`` subfolder when the file is there (``vidfake extract`` writes labels.csv
+    beside images/, with names relative to images/; the challenge sets put them beside the
+    CSV). When neither exists the first is returned, so a message names a sensible path."""
+    name = Path(img_name).expanduser()
+    candidates = [csv_path.parent / name, csv_path.parent / "images" / name]
+    return next((c for c in candidates if c.exists()), candidates[0])
 
 
 # --- label files -------------------------------------------------------------------------
@@ -253,22 +302,39 @@ def _dfdc_entries(
     return entries
 
 
+_CSV_FORMS = (("path", "label"), ("img_name", "target"))  # (file column, label column)
+
+
+def _csv_form(
+    csv_path: Path, header: list[str] | None, columns: Mapping[str, int]
+) -> tuple[str, str]:
+    """Which of the two accepted header pairs a CSV has; neither is a LabelError that
+    names the columns missing from the nearer form (path,label on a tie) and both forms."""
+    for form in _CSV_FORMS:
+        if all(c in columns for c in form):
+            return form
+    nearest = max(_CSV_FORMS, key=lambda form: sum(c in columns for c in form))
+    missing = [c for c in nearest if c not in columns]
+    raise LabelError(
+        f"{csv_path}: missing column(s) {', '.join(map(repr, missing))}; a labels CSV needs "
+        "the columns 'path' and 'label' (REAL/FAKE or 1/0), or 'img_name' and 'target' "
+        f"(1 = fake, 0 = real) (found: {header or 'no header'})"
+    )
+
+
 def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list[_Entry]:
-    """Rows of a CSV with ``path`` and ``label`` columns (names matched in any case);
-    a ``method`` or ``kind`` column, if present, names the method of fake rows, and a
-    ``group`` column the identity or source that a split must keep on one side."""
+    """Rows of a CSV with ``path`` and ``label`` columns, or ``img_name`` and ``target``
+    (names matched in any case). ``path`` is relative to the CSV's folder; ``img_name``
+    follows `image_set_path`. A ``method`` or ``kind`` column, if present, names the
+    method of fake rows, and a ``group`` column the identity or source that a split must
+    keep on one side."""
     entries: list[_Entry] = []
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             columns = {name.strip().lower(): i for i, name in enumerate(header or [])}
-            missing = [c for c in ("path", "label") if c not in columns]
-            if missing:
-                raise LabelError(
-                    f"{csv_path}: missing column(s) {', '.join(map(repr, missing))}; a labels "
-                    f"CSV needs the columns 'path' and 'label' (found: {header or 'no header'})"
-                )
+            path_name, label_name = _csv_form(csv_path, header, columns)
             method_col = columns.get("method", columns.get("kind"))
             group_col = columns.get("group")
 
@@ -276,10 +342,11 @@ def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list
                 line = reader.line_num
                 if not any(cell.strip() for cell in row):
                     continue  # blank or all-empty row
-                raw_path, raw_label = _cell(row, columns["path"]), _cell(row, columns["label"])
+                raw_path = _cell(row, columns[path_name])
+                raw_label = _cell(row, columns[label_name])
                 where = f"{csv_path}, line {line}"
                 if not raw_path:
-                    raise LabelError(f"{where}: empty 'path' (label {raw_label!r})")
+                    raise LabelError(f"{where}: empty {path_name!r} (label {raw_label!r})")
                 try:
                     label = parse_label(raw_label)
                 except LabelError:
@@ -291,8 +358,11 @@ def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list
                         "expected REAL/FAKE or 1/0 (any case)"
                     ) from None
                 method = (_cell(row, method_col) or None) if label == 1 else "real"
-                path = Path(raw_path).expanduser()
-                full = path if path.is_absolute() else csv_path.parent / path
+                if path_name == "img_name":
+                    full = image_set_path(csv_path, raw_path)
+                else:
+                    path = Path(raw_path).expanduser()
+                    full = path if path.is_absolute() else csv_path.parent / path
                 group = _cell(row, group_col) or None
                 entries.append((full.resolve(), LabelInfo(label, method, group, "csv"), where))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
