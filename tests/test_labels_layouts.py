@@ -20,19 +20,7 @@ from vidfake.extract.labels import (
     image_set_path,
 )
 
-NONE = LabelInfo(None, None, None, "none")
-
-
-def touch(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
-    return path
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+from tests.test_labels import NONE, touch, write
 
 
 # --- img_name,target CSV -----------------------------------------------------------------
