@@ -53,6 +53,17 @@ def test_validation_split_is_the_training_split_plus_one_sbi_copy_each(extracted
     assert [r["logit"] for r in first] != [r["logit"] for r in clean]  # degradation is applied
 
 
+def test_a_held_out_folder_is_used_whole_with_val_fraction_1(extracted, checkpoint, tmp_path):
+    """Calibrating on sources the model never trained on: every item is held out."""
+    from vidfake.train.data import load_extracted
+    from vidfake.train.val_predictions import write_validation_predictions
+
+    rows = _rows(write_validation_predictions(checkpoint, extracted, tmp_path / "all.csv", val_fraction=1.0))
+    items = load_extracted(extracted, 1)
+    assert sorted(r["path"] for r in rows if r["label"] == "0") == sorted(i.media_id for i in items)
+    assert [r["label"] for r in rows].count("1") == len(items)
+
+
 def test_calibrate_data_writes_the_fitted_temperature(extracted, checkpoint, tmp_path, capsys):
     from vidfake.checkpoint import load_checkpoint
 

@@ -46,7 +46,9 @@ def test_score_without_checkpoint_uses_the_default_model(face_video, shipped, ca
     assert not any("untrained" in w for w in record["warnings"])
     assert shipped.config["card"]["warning"] in record["warnings"]  # its caveat travels with every score
     assert main(["models", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["sha256"] == shipped.sha256
+    info = json.loads(capsys.readouterr().out)
+    assert info["sha256"] == shipped.sha256
+    assert info["mask_head"] == shipped.config["model"]["mask_head"] and info["sync_head"] is False
 
 
 @pytest.mark.slow

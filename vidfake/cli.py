@@ -318,14 +318,18 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
             "Fit the temperature that minimises log loss on held-out data and write it into a new "
             "checkpoint. The held-out data is either a predictions.csv from `vidfake eval` on a "
             "labelled validation set, or (--data) the validation split of the `vidfake extract` folder "
-            "the model was trained on, split exactly as `vidfake train` split it."
+            "the model was trained on, split exactly as `vidfake train` split it. Better still, extract "
+            "sources the model never trained on into their own folder and pass it with --val-fraction 1: "
+            "every item is then held out, and the temperature sees some of the domain shift that wild "
+            "video brings (real-only folders get one self-blended copy of each face as the fakes)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint to calibrate")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", type=Path, help="predictions.csv from vidfake eval on a validation set")
-    source.add_argument("--data", type=Path, help="the training run's extraction folder: calibrate on its validation split")
+    source.add_argument("--data", type=Path, help="an extraction folder: calibrate on its validation split "
+                        "(the training run's folder, or a held-out one with --val-fraction 1)")
     p.add_argument("--out", type=Path, required=True, help="new checkpoint file")
     p.add_argument("--val-fraction", type=float, default=0.2, help="with --data: the run's data.val_fraction")
     p.add_argument("--clip-len", type=int, default=1, help="with --data: the run's data.clip_len")
@@ -393,7 +397,8 @@ def _run_models(args: argparse.Namespace) -> int:
         f"  file         {info['path']} ({info['size_mb']} MB)",
         f"  sha256       {info['sha256']}",
         f"  model        {info['backbone']} at {info['input_size']}px, {info['temporal_layers']} temporal layers, "
-        f"lip-sync head {'yes' if info['sync_head'] else 'no'}, {info['parameters'] / 1e6:.1f}M parameters",
+        f"lip-sync head {'yes' if info['sync_head'] else 'no'}, blend-mask head {'yes' if info['mask_head'] else 'no'}, "
+        f"{info['parameters'] / 1e6:.1f}M parameters",
         f"  plan         {info['plan']}",
         f"  calibration  temperature {info['temperature']}, threshold {info['threshold']}",
     ]

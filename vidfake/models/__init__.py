@@ -83,6 +83,7 @@ def describe_checkpoint(path: str | Path | None = None) -> dict:
         "input_size": model.get("input_size"),
         "temporal_layers": model.get("temporal_layers"),
         "sync_head": bool(model.get("sync")),
+        "mask_head": bool(model.get("mask_head")),
         "plan": config.get("extract", {}).get("plan"),
         "temperature": aggregation.get("temperature"),
         "threshold": aggregation.get("threshold"),
