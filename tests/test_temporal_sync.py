@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vidfake.temporal.config import ModelConfig
-from vidfake.temporal.sync import LOG_EPS, SyncHead, SyncOutput, log_mel, sync_contrastive_loss
+from vidfake.temporal.sync import LOG_EPS, SyncHead, SyncOutput, _sample_frames, log_mel, sync_contrastive_loss
 
 SR = 16000
 M = 32
@@ -30,16 +30,18 @@ def test_log_mel_shape_hop_and_silence():
 
 @pytest.mark.parametrize("fps", [25.0, 30.0])
 def test_audio_windows_follow_the_offset_convention(fps):
-    """Window starting at frame s covers [s/fps, (s+W)/fps) of the audio; outside the
-    audio is silence."""
+    """Window starting at frame s reads [s/fps, (s+W)/fps) of the audio (here read from
+    the log-mel itself, where outside the audio is silence)."""
     head = SyncHead(CFG)
     w, burst_frame = CFG.sync_window, 9
     audio = torch.zeros(1, int(SR * 20 / fps))
     a0, a1 = round(burst_frame / fps * SR), round((burst_frame + 1) / fps * SR)
     audio[0, a0:a1] = torch.randn(a1 - a0)
     starts = torch.arange(-4, 16)
-    win = head.audio_windows(audio, torch.tensor([fps]), starts)  # (1, P, n_mels, A)
+    positions = head.window_positions(torch.tensor([fps]), starts)  # (1, P, A)
     a = head.audio_frames
+    mel = log_mel(audio, SR, CFG.n_mels)
+    win = _sample_frames(mel, positions.reshape(1, -1)).view(1, CFG.n_mels, len(starts), a).permute(0, 2, 1, 3)
     assert win.shape == (1, len(starts), CFG.n_mels, a) and a == 4 * w
     energy = win[0].mean(dim=1)  # (P, A)
     for i, s in enumerate(starts.tolist()):
@@ -119,7 +121,7 @@ def test_contrastive_loss_trains_both_encoders():
     assert float(loss.detach()) > 0
     loss.backward()
     assert head.visual.frame_net[0][0].weight.grad.abs().sum() > 0
-    assert head.audio.net[0][0].weight.grad.abs().sum() > 0
+    assert head.audio.convs[0][0].weight.grad.abs().sum() > 0
     masked = sync_contrastive_loss(head(mouths, audio, fps), sample_mask=torch.zeros(3, dtype=torch.bool))
     assert float(masked.detach()) == 0.0 and masked.requires_grad
 

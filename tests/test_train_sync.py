@@ -144,6 +144,35 @@ def test_pretext_data_module_keeps_real_clips_with_audio(tmp_path):
         FaceClipDataModule(silent, clip_len=8, task="sync_pretext").setup("fit")
 
 
+def test_detection_validation_judges_lip_sync_fakes_when_training_makes_them(tmp_path):
+    """Validation of a detector trained with moved-audio fakes holds one moved copy of
+    each real val clip (label 1, ``av_shift``, pixels untouched), besides the real clips
+    and their SBI copies; without moved audio in training there is no such copy."""
+    out = _talking_folder(tmp_path / "talk", n=6, frames=16)
+
+    def val_samples(shift_prob: float) -> list[tuple[float, str, int, bool]]:
+        dm = FaceClipDataModule(out, clip_len=8, batch_size=4, val_fraction=0.34, sync=True, blend_masks=True,
+                                sync_shift_prob=shift_prob, sync_max_shift=4)
+        dm.setup("fit")
+        rows = []
+        for batch in dm.val_dataloader():
+            for i in range(len(batch["label"])):
+                rows.append((float(batch["label"][i]), batch["method"][i], int(batch["sync_shift"][i]),
+                             bool(batch["blend_mask"][i].any())))
+        return rows, len(dm.val_items)
+
+    rows, n = val_samples(0.5)
+    assert len(rows) == 3 * n
+    assert all(label == 0 and shift == 0 for label, _, shift, _ in rows[:n])
+    assert all(label == 1 and method == "sbi" and shift == 0 for label, method, shift, _ in rows[n:2 * n])
+    moved = rows[2 * n:]
+    assert all(label == 1 and method == "av_shift" and 3 <= abs(shift) <= 4 and not masked
+               for label, method, shift, masked in moved)
+    assert moved == val_samples(0.5)[0][2 * n:]  # fixed seed: the same copies every epoch
+    rows, n = val_samples(0.0)
+    assert len(rows) == 2 * n and not any(method == "av_shift" for _, method, _, _ in rows)
+
+
 # ---------------------------------------------------------------- pretext and fine-tuning
 def _metrics(out: Path) -> list[dict]:
     files = sorted((out / "logs").glob("version_*/metrics.csv"))
@@ -190,21 +219,25 @@ def test_sync_pretext_learns_to_tell_in_sync_from_moved_audio(pretext_run):
     assert ckpt.config["training"]["task"] == "sync_pretext" and ckpt.config["model"]["sync"]
 
 
+def _fine_tune(pretext_out: Path, data: Path, out: Path, steps: int, overrides: list[str]) -> int:
+    """``vidfake train`` with configs/temporal.yaml from the pretext's checkpoint (tiny model)."""
+    from vidfake.train import run
+
+    sets = TINY_SYNC + ["data.clip_len=8", "data.batch_size=4", "data.num_workers=0", "data.sync_shift_prob=0.5",
+                        f"trainer.val_check_interval={steps}", "trainer.accelerator=cpu", "trainer.progress_bar=none",
+                        *overrides]
+    return run.main(["--config", str(ROOT / "configs" / "temporal.yaml"), "--data", str(data), "--out", str(out),
+                     "--init-from", str(pretext_out / "best.safetensors"), "--max-steps", str(steps),
+                     *[a for o in sets for a in ("--set", o)]])
+
+
 def test_fine_tuning_starts_from_the_pretext_sync_head(pretext_run, tmp_path):
     """Detection with every loss (clip, per-frame, sync), the sync head copied from the pretext."""
     from vidfake.checkpoint import load_checkpoint
-    from vidfake.train import run
 
     _, pretext_out, data = pretext_run
     out = tmp_path / "finetune"
-    code = run.main(["--config", str(ROOT / "configs" / "temporal.yaml"), "--data", str(data), "--out", str(out),
-                     "--init-from", str(pretext_out / "best.safetensors"), "--max-steps", "2",
-                     *[a for o in TINY_SYNC + ["data.clip_len=8", "data.batch_size=4", "data.num_workers=0",
-                                               "data.augment=false", "data.sync_shift_prob=0.5",
-                                               "trainer.val_check_interval=2", "trainer.accelerator=cpu",
-                                               "trainer.progress_bar=none", "trainer.log_every_n_steps=1"]
-                       for a in ("--set", o)]])
-    assert code == 0
+    assert _fine_tune(pretext_out, data, out, 2, ["data.augment=false", "trainer.log_every_n_steps=1"]) == 0
     rows = _metrics(out)
     columns = set().union(*[{k for k, v in r.items() if v} for r in rows])
     assert {"train_clip_loss", "train_frame_loss", "train_sync_loss", "val_auc"} <= columns
@@ -271,3 +304,50 @@ def test_extract_audio_feeds_sync_training(tmp_path):
     code = run.main(["--config", str(ROOT / "configs" / "sync_pretext.yaml"), "--data", str(data), "--out", str(out),
                      "--max-steps", "1", *[a for o in overrides for a in ("--set", o)]])
     assert code == 0 and (out / "last.safetensors").is_file()
+
+
+def test_fitting_only_the_sync_parts_leaves_the_frame_model_untouched(pretext_run, tmp_path):
+    """``optim.trainable: [sync, sync_weight]``: a finished model gains the pretext's head
+    while its encoder and transformer, BatchNorm statistics included, stay bit-identical."""
+    from vidfake.checkpoint import load_checkpoint
+
+    _, pretext_out, data = pretext_run
+    out = tmp_path / "fit_sync"
+    assert _fine_tune(pretext_out, data, out, 3, ["init.modules=[all]", "optim.trainable=[sync, sync_weight]",
+                                                  "optim.lr=0.01"]) == 0
+    before = load_checkpoint(pretext_out / "best.safetensors").state_dict
+    after = load_checkpoint(out / "last.safetensors").state_dict
+    frozen = [k for k in before if k.split(".")[0] in ("encoder", "temporal")]
+    assert any("running_mean" in k for k in frozen)
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert not torch.equal(before["sync_weight"], after["sync_weight"])
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("sync."))
+
+
+def test_trainable_parts_are_checked(tmp_path):
+    from vidfake.temporal import ModelConfig
+    from vidfake.train.module import DetectorModule
+
+    config = ModelConfig(backbone="test_resnet", input_size=32, embed_dim=16, temporal_layers=1, temporal_heads=2,
+                         mouth_size=M, sync_dim=16, sync_max_offset=4, n_mels=40)
+    module = DetectorModule(config, pretrained=False, use_sync=True)
+    with pytest.raises(ValueError, match=r"unknown model parts \['head'\].*'encoder'"):
+        module.train_parts(["head"])
+    module.train_parts(["sync_weight"])
+    assert [n for n, p in module.model.named_parameters() if p.requires_grad] == ["sync_weight"]
+    module.train()  # as Lightning does after each validation: the frozen parts stay in eval mode
+    assert not module.model.encoder.training and not module.model.sync.training and module.training
+
+
+def test_trainable_is_refused_for_the_pretext(tmp_path):
+    from vidfake.train import run
+
+    data = _talking_folder(tmp_path / "talk", n=4, frames=8)
+    config = run.load_config(ROOT / "configs" / "sync_pretext.yaml", TINY_SYNC + ["optim.trainable=[sync]", "data.clip_len=8"])
+    config["data"]["dir"], config["out"] = str(data), str(tmp_path / "run")
+    with pytest.raises(run.ConfigError, match="sync head alone"):
+        run.build(config)
+    config = run.load_config(ROOT / "configs" / "temporal.yaml", TINY_SYNC + ["optim.trainable=[sync, decoder]", "data.clip_len=8"])
+    config["data"]["dir"], config["out"] = str(data), str(tmp_path / "run2")
+    with pytest.raises(run.ConfigError, match=r"optim.trainable: unknown model parts \['decoder'\]"):
+        run.build(config)

@@ -17,14 +17,16 @@ Windows and offsets
 A visual window is ``W = config.sync_window`` consecutive frames starting at frame ``t``
 (all ``W`` must be valid). For an offset ``o`` in ``-K..K`` (``K = sync_max_offset``) it is
 compared with the audio covering ``[(t+o)/fps, (t+o+W)/fps)`` seconds after the audio
-start; audio outside the given samples is silence (zeros). So the sign convention is:
+start (before the first or after the last sample, the audio encoder reads a neutral
+level: see :class:`AudioEncoder`). So the sign convention is:
 
     **offset > 0: the sound comes later than the lips (audio delayed / video leads) by
     ``offset`` frames; offset < 0: the sound comes first.** In-sync speech gives 0.
 
-The audio window is read from the log-mel spectrogram (hop 10 ms) by linear
-interpolation at ``4 * W`` evenly spaced times (the mel frames of ``W`` frames at the
-reference 25 fps), so any fps maps to the same audio-encoder input size.
+The audio encoder runs once over the clip's log-mel spectrogram (hop 10 ms); each audio
+window reads the encoder's features by linear interpolation at ``4 * W`` evenly spaced
+times (the mel frames of ``W`` frames at the reference 25 fps), so any fps maps to the
+same window size.
 
 Output
 ------
@@ -42,6 +44,7 @@ raises ``ValueError`` only for malformed tensors.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -165,21 +168,47 @@ class MouthEncoder(nn.Module):
 
 
 class AudioEncoder(nn.Module):
-    """Log-mel windows ``(N, n_mels, A)`` -> ``(N, dim)``: a per-band BatchNorm (learned
-    standardisation), 2D convs that pool frequency, keeping ``W`` time bins."""
+    """Log-mel ``(B, n_mels, F)`` -> one embedding per audio window ``(B, P, dim)``.
+
+    The windows of one clip overlap heavily (one starts at every frame and every offset),
+    so the 2D convs, which pool frequency but keep every 10 ms step, run once over the
+    whole spectrogram; each window then reads its ``A`` time steps from the feature map by
+    linear interpolation and average-pools them to ``W`` bins. A per-band BatchNorm is the
+    learned standardisation of the input."""
+
+    # time steps each side that the four 3x3 convs see: margin so that no window's
+    # features depend on the convs' own zero padding
+    RECEPTIVE = 4
 
     def __init__(self, dim: int, n_mels: int, window: int):
         super().__init__()
         c = [max(8, dim // 4), max(8, dim // 2), dim, dim]
+        self.window = window
         self.band_norm = nn.BatchNorm1d(n_mels)
-        self.net = nn.Sequential(
+        self.convs = nn.Sequential(
             _conv_bn(1, c[0], 1), _conv_bn(c[0], c[1], (2, 1)), _conv_bn(c[1], c[2], (2, 1)),
-            _conv_bn(c[2], c[3], (2, 1)), nn.AdaptiveAvgPool2d((2, window)), nn.Flatten(),
-            nn.Linear(2 * window * c[3], dim), nn.ReLU(inplace=True), nn.Linear(dim, dim),
+            _conv_bn(c[2], c[3], (2, 1)), nn.AdaptiveAvgPool2d((2, None)),
         )
+        self.head = nn.Sequential(nn.Linear(2 * window * c[3], dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
 
-    def forward(self, windows: Tensor) -> Tensor:
-        return F.normalize(self.net(self.band_norm(windows).unsqueeze(1)), dim=-1)
+    def forward(self, mel: Tensor, positions: Tensor) -> Tensor:
+        """``mel (B, n_mels, F)``, ``positions (B, P, A)`` fractional mel-frame indices
+        -> L2-normalised ``(B, P, dim)``.
+
+        Beyond ``[0, F-1]`` the encoder reads each band's mean level (0 after the band
+        standardisation), a neutral input. Padding with the log-mel of silence instead
+        (-13.8, far below any recorded room tone) swamped the batch statistics and
+        measurably slowed learning."""
+        b, p, a = positions.shape
+        left = max(0, math.ceil(-float(positions.min()))) + self.RECEPTIVE
+        right = max(0, math.ceil(float(positions.max()) - (mel.shape[-1] - 1))) + self.RECEPTIVE
+        mel = F.pad(self.band_norm(mel), (left, right), value=0.0)
+        feats = self.convs(mel.unsqueeze(1))  # (B, C, 2, F + pad)
+        feats = feats.flatten(1, 2)  # (B, 2C, F + pad)
+        sampled = _sample_frames(feats, (positions + left).reshape(b, p * a))  # (B, 2C, P*A)
+        pooled = F.adaptive_avg_pool1d(sampled.reshape(b, -1, a), self.window)  # (B, 2C*P, W)
+        pooled = pooled.view(b, -1, p, self.window).permute(0, 2, 1, 3).flatten(2)  # (B, P, 2C*W)
+        return F.normalize(self.head(pooled), dim=-1)
 
 
 def _sample_frames(mel: Tensor, positions: Tensor) -> Tensor:
@@ -220,17 +249,14 @@ class SyncHead(nn.Module):
             self.classifier.bias.zero_()
 
     # ------------------------------------------------------------------ helpers
-    def audio_windows(self, audio: Tensor, fps: Tensor, starts: Tensor) -> Tensor:
-        """Log-mel windows of ``W`` frames' duration starting at frame positions
-        ``starts (P,)`` (may be negative) for each clip: ``(B, P, n_mels, A)``."""
-        mel = log_mel(audio, self.sample_rate, self.n_mels)
+    def window_positions(self, fps: Tensor, starts: Tensor) -> Tensor:
+        """Mel-frame indices (fractional) that audio windows of ``W`` frames' duration
+        starting at frame positions ``starts (P,)`` (may be negative) read for each clip:
+        ``(B, P, A)``, ``A`` evenly spaced times per window."""
         a = self.audio_frames
-        frac = torch.arange(a, device=audio.device, dtype=torch.float64) / a  # of the window
-        pos_frames = starts.to(torch.float64).view(1, -1, 1) + self.window * frac.view(1, 1, -1)  # (1,P,A)
-        pos = pos_frames / fps.to(torch.float64).view(-1, 1, 1) / MEL_HOP_S  # (B,P,A) mel indices
-        b, p = pos.shape[:2]
-        sampled = _sample_frames(mel, pos.reshape(b, p * a))  # (B, n_mels, P*A)
-        return sampled.view(b, self.n_mels, p, a).permute(0, 2, 1, 3)
+        frac = torch.arange(a, device=fps.device, dtype=torch.float64) / a  # of the window
+        pos_frames = starts.to(fps.device, torch.float64).view(1, -1, 1) + self.window * frac.view(1, 1, -1)
+        return (pos_frames / fps.to(torch.float64).view(-1, 1, 1) / MEL_HOP_S).float()
 
     def _unavailable(self, ref: Tensor, b: int, n_windows: int, available: Tensor) -> SyncOutput:
         n_off = 2 * self.max_offset + 1
@@ -294,9 +320,8 @@ class SyncHead(nn.Module):
         sub_mask, sub_wvalid = mask[rows], window_valid[rows]
         visual = self.visual(mouths[rows], sub_mask)  # (b', n_windows, E)
         starts = torch.arange(-k, n_windows + k, device=mouths.device)  # audio window starts, frames
-        windows = self.audio_windows(audio[rows].float(), fps[rows], starts)  # (b', P, n_mels, A)
-        bs, p = windows.shape[:2]
-        audio_emb = self.audio(windows.reshape(bs * p, *windows.shape[2:]).to(visual.dtype)).view(bs, p, -1)
+        mel = log_mel(audio[rows].float(), self.sample_rate, self.n_mels)
+        audio_emb = self.audio(mel.to(visual.dtype), self.window_positions(fps[rows], starts))  # (b', P, E)
         # window t with offset index j (offset j-K) meets audio window starting at t + j - K
         candidates = audio_emb.unfold(1, 2 * k + 1, 1)  # (b', n_windows, E, 2K+1)
         win_sim = torch.einsum("bte,btej->btj", visual, candidates)

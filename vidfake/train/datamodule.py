@@ -10,7 +10,8 @@ Two tasks share it:
   is judged on real manipulations when there are some.
   With ``sync``, items also carry their mouth crops and aligned audio for the lip-sync
   head, and with ``sync_shift_prob`` a real clip whose audio was moved becomes a lip-sync
-  fake (method ``"av_shift"``). With ``blend_masks`` (a model with a mask head) samples
+  fake (method ``"av_shift"``), and validation gets one such copy of each real val item
+  (fixed seed). With ``blend_masks`` (a model with a mask head) samples
   carry the blend-mask target: the SBI mask, empty for real pixels, unknown for a
   dataset's fakes.
 * ``sync_pretext``: real clips with audio only; a fraction ``sync_shift_prob`` of them get
@@ -23,6 +24,7 @@ trainer), so the balanced sampler stays balanced under DDP; see
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +64,13 @@ def _with_blend_masks(sample: dict, masks: np.ndarray | None) -> dict:
     return {**sample, "blend_mask": target, "blend_mask_known": known}
 
 
+def _mark_moved_audio(sample: dict) -> dict:
+    """A real clip whose audio was moved is a lip-sync fake (method ``"av_shift"``)."""
+    if sample.get("sync_shift") and sample["label"] == 0.0:
+        return {**sample, "label": 1.0, "method": "av_shift"}
+    return sample
+
+
 class TrainTransform:
     """SBI on real items (probability ``sbi_prob``), then :func:`augment_clip`.
     With ``blend_masks`` (a model with a mask head) samples carry the blend-mask target.
@@ -81,8 +90,7 @@ class TrainTransform:
         if not self.keep_mouths:
             sample.pop("mouths", None)
         pixels_real = sample["label"] == 0.0
-        if sample.get("sync_shift") and sample["label"] == 0.0:  # its audio was moved: a lip-sync fake
-            sample = {**sample, "label": 1.0, "method": "av_shift"}
+        sample = _mark_moved_audio(sample)
         masks = None
         if sample["label"] == 0.0 and rng.random() < self.sbi_prob:
             sample, masks = _sbi(sample, rng, self.sbi_config)
@@ -111,8 +119,8 @@ class ValSBITransform:
 
 
 class ValTransform:
-    """Validation items as they are (no augmentation), plus the blend-mask target with
-    ``blend_masks``."""
+    """Validation items as they are (no augmentation; a real clip given moved audio
+    becomes a lip-sync fake), plus the blend-mask target with ``blend_masks``."""
 
     def __init__(self, keep_mouths: bool = False, blend_masks: bool = False) -> None:
         self.keep_mouths = keep_mouths
@@ -121,8 +129,10 @@ class ValTransform:
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         if not self.keep_mouths:
             sample.pop("mouths", None)
+        pixels_real = sample["label"] == 0.0
+        sample = _mark_moved_audio(sample)
         if self.blend_masks:
-            sample = _with_blend_masks(sample, _untouched_masks(sample, sample["label"] == 0.0))
+            sample = _with_blend_masks(sample, _untouched_masks(sample, pixels_real))
         return sample
 
 
@@ -265,9 +275,9 @@ class FaceClipDataModule(pl.LightningDataModule):
             raise ValueError(f"{self.data_dir}: the split left no training items ({len(items)} in all)")
         train_audio = self.train_audio if self.sync else None
         val_audio = self.val_audio if self.sync else None
+        moved = replace(self.val_audio, shift_prob=1.0)  # validation's out-of-sync copies
         if self.task == "sync_pretext":  # the face crops are not looked at: no SBI, no augmentation
             self.train_set = ClipDataset(self.train_items, sync_audio=train_audio)
-            moved = SyncAudio(val_audio.context_frames, 1.0, val_audio.min_shift, val_audio.max_shift)
             self.val_set = ConcatDataset([ClipDataset(self.val_items, sync_audio=val_audio),
                                           ClipDataset(self.val_items, seed=VAL_SYNC_SEED, sync_audio=moved)])
             return
@@ -279,6 +289,8 @@ class FaceClipDataModule(pl.LightningDataModule):
         self.val_sbi = wants_val_sbi(self.val_items, self.val_sbi)
         if val_real and self.val_sbi:
             parts.append(ClipDataset(val_real, ValSBITransform(**keep), seed=VAL_SBI_SEED, sync_audio=val_audio))
+        if val_real and self.sync and self.train_audio.shift_prob > 0:  # trained on lip-sync fakes: judged on them too
+            parts.append(ClipDataset(val_real, ValTransform(**keep), seed=VAL_SYNC_SEED, sync_audio=moved))
         self.val_set = ConcatDataset(parts)
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -59,6 +59,7 @@ class VidfakeModule(pl.LightningModule):
     def __init__(self, model_config: ModelConfig, lr: float = 3e-4, weight_decay: float = 0.05,
                  warmup_steps: int = 100, pretrained: bool = True) -> None:
         super().__init__()
+        self.frozen_parts: tuple[str, ...] = ()
         self.model_config = model_config
         self.model = create_model(model_config, pretrained=pretrained)
         self.lr = lr
@@ -69,17 +70,35 @@ class VidfakeModule(pl.LightningModule):
         self._val: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._val_seen = 0
 
-    def train_only(self, keep: str | None) -> None:
-        """``requires_grad`` only for parameters whose name starts with ``keep`` (None: all)."""
+    def train_parts(self, parts: Sequence[str]) -> None:
+        """Train only the model's top-level ``parts`` (``encoder``, ``temporal``, ``sync``,
+        ``sync_weight``): the rest gets no gradients and stays in eval mode, so a frozen
+        encoder's BatchNorm statistics are not moved by the new data either. Used to fit a
+        new head onto a finished model without disturbing it."""
+        available = {name for name, _ in self.model.named_children()}
+        available |= {name for name, _ in self.model.named_parameters(recurse=False)}
+        unknown = set(parts) - available
+        if unknown:
+            raise ValueError(f"unknown model parts {sorted(unknown)}; this model has {sorted(available)}")
         for name, p in self.model.named_parameters():
-            p.requires_grad_(keep is None or name.startswith(keep))
+            p.requires_grad_(name.split(".")[0] in parts)
+        self.frozen_parts = tuple(sorted(name for name, _ in self.model.named_children() if name not in parts))
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in self.frozen_parts:
+            getattr(self.model, name).eval()
+        return self
 
     def losses(self, batch: dict) -> tuple[torch.Tensor, object, dict[str, torch.Tensor]]:
         """``(total loss, model output, {part name: unweighted loss})``."""
         raise NotImplementedError
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         loss, _, parts = self.losses(batch)
+        if not loss.requires_grad:  # only frozen parts ran (say, a batch without audio for a sync-only fit)
+            return None  # Lightning skips the optimiser step
         n = len(batch["label"])
         self.log("train_loss", loss, prog_bar=True, batch_size=n)
         for name, value in parts.items():

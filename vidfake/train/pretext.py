@@ -55,7 +55,7 @@ class SyncPretextModule(VidfakeModule):
         self.sync_loss_weight = sync_loss_weight
         self.sync_logit_loss_weight = sync_logit_loss_weight
         self.sync_temperature = sync_temperature
-        self.train_only("sync.")
+        self.train_parts(["sync"])
 
     def forward(self, batch: dict, audio: torch.Tensor | None = None, audio_mask: torch.Tensor | None = None) -> SyncOutput:
         """The sync head on the batch's mouths against ``audio`` (default: the batch's own)."""

@@ -8,7 +8,9 @@ YAML sections (all optional except ``data.dir`` unless ``--data`` is given)::
               val_sbi, sync, sync_shift_prob, sync_min_shift}
     model:   ModelConfig fields
     optim:   {lr, weight_decay, warmup_steps, clip_loss_weight, frame_loss_weight,
-              mask_loss_weight, sync_loss_weight, sync_logit_loss_weight, sync_temperature}
+              mask_loss_weight, sync_loss_weight, sync_logit_loss_weight, sync_temperature,
+              trainable}   trainable: null (all) or the model parts that train, e.g.
+              [sync, sync_weight] to fit a pretext sync head onto a finished frame model
     trainer: {max_steps, val_check_interval, accelerator, devices, num_nodes, strategy,
               precision, accumulate_grad_batches, log_every_n_steps, progress_bar}
     init:    {checkpoint, modules}   start from parts of a vidfake checkpoint
@@ -31,6 +33,7 @@ import argparse
 import copy
 import json
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,7 @@ DEFAULTS = {
     "model": {},
     "optim": {"lr": 3e-4, "weight_decay": 0.05, "warmup_steps": 100, "clip_loss_weight": 1.0,
               "frame_loss_weight": 0.5, "mask_loss_weight": 1.0, "sync_loss_weight": 1.0, "sync_logit_loss_weight": 0.5,
-              "sync_temperature": 0.1},
+              "sync_temperature": 0.1, "trainable": None},
     "trainer": {"max_steps": 1000, "val_check_interval": 200, "accelerator": "auto", "devices": 1,
                 "num_nodes": 1, "strategy": "auto", "precision": "auto", "accumulate_grad_batches": 1,
                 "log_every_n_steps": 10, "progress_bar": "auto"},
@@ -229,6 +232,15 @@ def build(config: dict, resume: bool = False) -> TrainingRun:
     if init.get("checkpoint") and not resume:  # a resumed run has its weights in last.ckpt
         copied = load_parts(module.model, init["checkpoint"], init.get("modules") or [])
         _say(f"vidfake train: {len(copied)} tensors ({', '.join(init['modules'])}) from {init['checkpoint']}")
+    if optim["trainable"] is not None:
+        if pretext:
+            raise ConfigError("task sync_pretext always trains the sync head alone; leave optim.trainable unset")
+        parts = [optim["trainable"]] if isinstance(optim["trainable"], str) else list(optim["trainable"])
+        try:
+            module.train_parts(parts)
+        except ValueError as error:
+            raise ConfigError(f"optim.trainable: {error}") from None
+        _say(f"vidfake train: training {', '.join(parts)} only; frozen: {', '.join(module.frozen_parts) or 'nothing'}")
 
     max_steps = int(tr["max_steps"])
     val_every = tr["val_check_interval"]
@@ -280,9 +292,12 @@ def fit(run: TrainingRun) -> None:
     """Train, validate once more if the run ended between validations (so the vidfake
     ``last`` checkpoint is of the final weights), and leave a resume checkpoint of the end."""
     trainer = run.trainer
-    # weights_only: the resume checkpoint holds only tensors and plain values, so it loads
-    # through torch's restricted unpickler, which runs no code
-    trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.resume_from, weights_only=True)
+    with warnings.catch_warnings():
+        if run.module.frozen_parts:  # frozen parts are kept in eval mode on purpose (train_parts)
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        # weights_only: the resume checkpoint holds only tensors and plain values, so it loads
+        # through torch's restricted unpickler, which runs no code
+        trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.resume_from, weights_only=True)
     if run.saver.last_saved_step != trainer.global_step:
         trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
     if run.saver.last_saved_step != trainer.global_step:  # no validation data: no metrics to save with
