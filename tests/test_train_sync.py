@@ -28,7 +28,7 @@ TINY_SYNC = [  # a tiny model with a small sync head (the backbone is never trai
 ]
 
 
-def _talking_folder(out: Path, n: int, frames: int, seed: int = 0, audio_start: float = 0.0) -> Path:
+def _talking_clips(n: int, frames: int, seed: int = 0, audio_start: float = 0.0) -> list[SynthClip]:
     rng = np.random.default_rng(seed)
     clips = []
     for i in range(n):
@@ -37,7 +37,11 @@ def _talking_folder(out: Path, n: int, frames: int, seed: int = 0, audio_start: 
         pad = np.zeros(int(round(-audio_start * SR)), np.float32) if audio_start < 0 else np.zeros(0, np.float32)
         clips.append(SynthClip(f"talk{i:03d}", 0, np.repeat(face[None], frames, 0), np.repeat(landmarks[None], frames, 0),
                                fps=FPS, mouths=mouths, audio=np.concatenate([pad, audio]), audio_start=audio_start))
-    return write_extraction(out, clips, 32, mouth_size=M)
+    return clips
+
+
+def _talking_folder(out: Path, n: int, frames: int, seed: int = 0, audio_start: float = 0.0) -> Path:
+    return write_extraction(out, _talking_clips(n, frames, seed, audio_start), 32, mouth_size=M)
 
 
 # ---------------------------------------------------------------- audio windows
@@ -171,6 +175,27 @@ def test_detection_validation_judges_lip_sync_fakes_when_training_makes_them(tmp
     assert moved == val_samples(0.5)[0][2 * n:]  # fixed seed: the same copies every epoch
     rows, n = val_samples(0.0)
     assert len(rows) == 2 * n and not any(method == "av_shift" for _, method, _, _ in rows)
+
+
+def test_sync_only_detection_splits_like_the_pretext(tmp_path):
+    """``sync_only`` drops clips the sync head cannot use (here silent videos), so a
+    detector fitted after the pretext on the same folder validates on the pretext's
+    held-out videos, none of which the sync head trained on."""
+    rng = np.random.default_rng(3)
+    face, landmarks = synthetic_face(rng, 32)
+    silent = [SynthClip(f"silent{i}", 0, np.repeat(face[None], 16, 0), np.repeat(landmarks[None], 16, 0),
+                        fps=FPS, mouths=np.zeros((16, M, M, 3), np.uint8)) for i in range(4)]  # no audio
+    out = write_extraction(tmp_path / "mixed", _talking_clips(8, frames=16) + silent, 32, mouth_size=M)
+
+    def split(**kwargs) -> tuple[list[str], list[str]]:
+        dm = FaceClipDataModule(out, clip_len=8, val_fraction=0.3, sync_max_shift=4, **kwargs)
+        dm.setup("fit")
+        return sorted(i.media_id for i in dm.train_items), sorted(i.media_id for i in dm.val_items)
+
+    pretext = split(task="sync_pretext")
+    assert split(sync=True, sync_only=True) == pretext
+    everything = split(sync=True)
+    assert everything != pretext and any(m.startswith("silent") for m in everything[0] + everything[1])
 
 
 # ---------------------------------------------------------------- pretext and fine-tuning

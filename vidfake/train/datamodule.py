@@ -11,7 +11,9 @@ Two tasks share it:
   With ``sync``, items also carry their mouth crops and aligned audio for the lip-sync
   head, and with ``sync_shift_prob`` a real clip whose audio was moved becomes a lip-sync
   fake (method ``"av_shift"``), and validation gets one such copy of each real val item
-  (fixed seed). With ``blend_masks`` (a model with a mask head) samples
+  (fixed seed). ``sync_only`` keeps only the clips the sync head can use (audio, mouths,
+  consecutive frames): fitting a sync head onto a frozen model learns nothing from the
+  rest, and on real talking faces the split is then the pretext's own. With ``blend_masks`` (a model with a mask head) samples
   carry the blend-mask target: the SBI mask, empty for real pixels, unknown for a
   dataset's fakes.
 * ``sync_pretext``: real clips with audio only; a fraction ``sync_shift_prob`` of them get
@@ -223,6 +225,7 @@ class FaceClipDataModule(pl.LightningDataModule):
         sync_max_shift: int = 8,
         val_sbi: bool | str = "auto",
         blend_masks: bool = False,
+        sync_only: bool = False,
     ) -> None:
         super().__init__()
         if val_sbi not in (True, False, "auto"):
@@ -243,6 +246,7 @@ class FaceClipDataModule(pl.LightningDataModule):
         self.val_sbi = val_sbi
         self.blend_masks = blend_masks and task == "detect"
         self.sync = sync or task == "sync_pretext"
+        self.sync_only = sync_only and self.sync
         pretext = task == "sync_pretext"
         # the pretext reads sound past the clip so every searched offset meets real audio;
         # detection reads exactly the clip, as scoring does
@@ -250,6 +254,7 @@ class FaceClipDataModule(pl.LightningDataModule):
         self.val_audio = SyncAudio(self.train_audio.context_frames, 0.0, sync_min_shift, sync_max_shift)
         self.train_items: list[ClipItem] = []
         self.val_items: list[ClipItem] = []
+        self.val_moved_audio = False  # set by setup: validation holds moved-audio copies
 
     def _load_items(self) -> list[ClipItem]:
         items = load_extracted(self.data_dir, self.clip_len, consecutive=self.sync)
@@ -259,6 +264,11 @@ class FaceClipDataModule(pl.LightningDataModule):
                 raise ValueError(
                     f"{self.data_dir}: no real clips with audio, mouth crops and clip_len={self.clip_len} consecutive "
                     "frames; extract real talking faces with --audio and a clips plan (e.g. --plan clips:8x16)")
+        elif self.sync_only:
+            items = [item for item in items if item.sync_ready]
+            if not items:
+                raise ValueError(f"{self.data_dir}: data.sync_only keeps no clip: none has audio, mouth crops and "
+                                 f"clip_len={self.clip_len} consecutive frames")
         elif not items:
             raise ValueError(
                 f"{self.data_dir}: no labelled clips (need status-ok records with a label and"
@@ -289,7 +299,8 @@ class FaceClipDataModule(pl.LightningDataModule):
         self.val_sbi = wants_val_sbi(self.val_items, self.val_sbi)
         if val_real and self.val_sbi:
             parts.append(ClipDataset(val_real, ValSBITransform(**keep), seed=VAL_SBI_SEED, sync_audio=val_audio))
-        if val_real and self.sync and self.train_audio.shift_prob > 0:  # trained on lip-sync fakes: judged on them too
+        self.val_moved_audio = bool(val_real) and self.sync and self.train_audio.shift_prob > 0
+        if self.val_moved_audio:  # trained on lip-sync fakes: judged on them too
             parts.append(ClipDataset(val_real, ValTransform(**keep), seed=VAL_SYNC_SEED, sync_audio=moved))
         self.val_set = ConcatDataset(parts)
 

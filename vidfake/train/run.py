@@ -5,7 +5,7 @@ YAML sections (all optional except ``data.dir`` unless ``--data`` is given)::
 
     task:    detect | sync_pretext
     data:    {dir, clip_len, batch_size, val_fraction, sbi_prob, num_workers, augment, seed,
-              val_sbi, sync, sync_shift_prob, sync_min_shift}
+              val_sbi, sync, sync_shift_prob, sync_min_shift, sync_only}
     model:   ModelConfig fields
     optim:   {lr, weight_decay, warmup_steps, clip_loss_weight, frame_loss_weight,
               mask_loss_weight, sync_loss_weight, sync_logit_loss_weight, sync_temperature,
@@ -42,7 +42,8 @@ DEFAULTS = {
     "task": "detect",
     "data": {"dir": None, "clip_len": 8, "batch_size": 8, "val_fraction": 0.2, "sbi_prob": 0.5,
              "num_workers": 0, "augment": True, "seed": 0,
-             "val_sbi": "auto", "sync": False, "sync_shift_prob": 0.0, "sync_min_shift": 3},
+             "val_sbi": "auto", "sync": False, "sync_shift_prob": 0.0, "sync_min_shift": 3,
+             "sync_only": False},
     "model": {},
     "optim": {"lr": 3e-4, "weight_decay": 0.05, "warmup_steps": 100, "clip_loss_weight": 1.0,
               "frame_loss_weight": 0.5, "mask_loss_weight": 1.0, "sync_loss_weight": 1.0, "sync_logit_loss_weight": 0.5,
@@ -217,6 +218,7 @@ def build(config: dict, resume: bool = False) -> TrainingRun:
         data_dir, clip_len=data["clip_len"], batch_size=data["batch_size"], val_fraction=data["val_fraction"],
         sbi_prob=data["sbi_prob"], num_workers=data["num_workers"], augment=data["augment"], seed=data["seed"],
         task=task, sync=sync, sync_shift_prob=data["sync_shift_prob"], sync_min_shift=data["sync_min_shift"],
+        sync_only=data["sync_only"],
         sync_max_shift=model_config.sync_max_offset, val_sbi=data["val_sbi"], blend_masks=model_config.mask_head,
     )
     datamodule.setup("fit")
@@ -320,9 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"vidfake train: sync pretext on {len(dm.train_items)} train / {len(dm.val_items)} val real clips "
              f"with audio from {dm.data_dir}")
     else:
-        copies = sum(i.label == 0 for i in dm.val_items) if dm.val_sbi else 0
+        reals = sum(i.label == 0 for i in dm.val_items)
+        copies = f"+{reals if dm.val_sbi else 0} SBI"
+        if dm.val_moved_audio:
+            copies += f", +{reals} moved-audio"
         _say(f"vidfake train: {len(dm.train_items)} train / {len(dm.val_items)} val clips"
-             f" (+{copies} SBI val copies) from {dm.data_dir}")
+             f" ({copies} val copies) from {dm.data_dir}")
     if run.resume_from is not None:
         _say(f"vidfake train: resuming from {run.resume_from}")
     fit(run)
