@@ -21,6 +21,10 @@ def test_clips_are_consecutive_runs_spread_over_the_video():
 
 def test_clip_longer_than_video_keeps_what_there_is():
     assert clips(2, 8).indices(5).tolist() == [0, 1, 2, 3, 4]
+    # the short run is also the plan's one clip, so scoring groups the frames it sampled
+    assert [g.tolist() for g in clips(2, 8).clip_groups(5)] == [[0, 1, 2, 3, 4]]
+    assert [g.tolist() for g in clips(2, 8, stride=2).clip_groups(5)] == [[0, 2, 4]]
+    assert clips(2, 8).clip_groups(0) == []
 
 
 def test_all_and_every():

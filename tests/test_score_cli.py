@@ -3,6 +3,7 @@ import csv
 import json
 import pickle
 
+import numpy as np
 import pytest
 
 from tests import media
@@ -66,6 +67,19 @@ def test_silent_video_skips_sync_and_says_why(media_dir, checkpoint, capsys):
     code, (record,) = score_json(capsys, clip.path, "--checkpoint", checkpoint)
     assert code == 0 and record["status"] == "ok"
     assert record["audio"] == {"present": False, "used": False, "reason": "the video has no audio stream"}
+
+
+def test_video_shorter_than_one_clip_is_scored_and_says_why_sync_was_not_used(media_dir, checkpoint, capsys):
+    """6 frames under a clips:2x8 plan make one short clip (this once crashed scoring),
+    and a silent soundtrack gives the sync head nothing: the verdict says why."""
+    frames, _, _ = media.moving_face_frames(6)
+    path = media_dir / "short_silent.mp4"
+    media.write_video(path, frames, fps=25, audio=np.zeros(media.SAMPLE_RATE // 4, np.float32))
+    code, (record,) = score_json(capsys, path, "--checkpoint", checkpoint)
+    assert code == 0 and record["status"] == "ok" and 0 < record["score"] < 1
+    assert [t["clips"] for t in record["tracks"]] == [1] and record["tracks"][0]["frames"] == 6
+    assert record["audio"]["present"] is True and record["audio"]["used"] is False
+    assert "audible sound" in record["audio"]["reason"]
 
 
 def test_no_face_unreadable_and_image(tmp_path, empty_scene_video, checkpoint, capsys):

@@ -143,6 +143,10 @@ class Scorer:
         if sync_results:
             best = max(sync_results, key=lambda s: s["confidence"])
             audio_info.update(used=True, sync_confidence=best["confidence"], offset_frames=best["offset_frames"])
+        elif audio is not None:  # the head was asked but no clip could use it: say why
+            audio_info["reason"] = (
+                f"no clip had both {self.model_config.sync_window} consecutive frames with a mouth crop "
+                "and audible sound (too short a video, faces too brief, or silent audio)")
         timings["total"] = time.perf_counter() - start
         verdict = self._verdict(path, kind, "ok", media=media, tracks=tracks, timeline=timeline, audio=audio_info,
                                 warnings=faces.warnings, timings={k: round(v, 4) for k, v in timings.items()})

@@ -61,7 +61,11 @@ class SamplingPlan:
         """The plan's frames split into its clips (one group per clip; one group otherwise)."""
         if self.kind != "clips":
             return [self.indices(num_frames)]
-        return [starts + self._offsets() for starts in self._clip_starts(num_frames)]
+        starts = self._clip_starts(num_frames)
+        if starts.size == 0:  # shorter than one clip: the one short clip indices() keeps
+            short = self._clip_indices(num_frames)
+            return [short] if short.size else []
+        return [s + self._offsets() for s in starts]
 
     def _offsets(self) -> np.ndarray:
         return np.arange(self.clip_len, dtype=np.int64) * self.stride
