@@ -66,11 +66,17 @@ def _with_blend_masks(sample: dict, masks: np.ndarray | None) -> dict:
     return {**sample, "blend_mask": target, "blend_mask_known": known}
 
 
-def _mark_moved_audio(sample: dict) -> dict:
-    """A real clip whose audio was moved is a lip-sync fake (method ``"av_shift"``)."""
-    if sample.get("sync_shift") and sample["label"] == 0.0:
-        return {**sample, "label": 1.0, "method": "av_shift"}
-    return sample
+def _as_loaded(sample: dict, keep_mouths: bool) -> tuple[dict, bool]:
+    """What every transform does first: drop the mouth crops unless the sync head wants
+    them, and relabel a real clip whose audio was moved as a lip-sync fake (method
+    ``"av_shift"``). Also returns whether the pixels are real, which the relabelling hides
+    and the blend-mask target needs."""
+    if not keep_mouths:
+        sample.pop("mouths", None)
+    pixels_real = sample["label"] == 0.0
+    if sample.get("sync_shift") and pixels_real:
+        sample = {**sample, "label": 1.0, "method": "av_shift"}
+    return sample, pixels_real
 
 
 class TrainTransform:
@@ -89,10 +95,7 @@ class TrainTransform:
         self.blend_masks = blend_masks
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
-        if not self.keep_mouths:
-            sample.pop("mouths", None)
-        pixels_real = sample["label"] == 0.0
-        sample = _mark_moved_audio(sample)
+        sample, pixels_real = _as_loaded(sample, self.keep_mouths)
         masks = None
         if sample["label"] == 0.0 and rng.random() < self.sbi_prob:
             sample, masks = _sbi(sample, rng, self.sbi_config)
@@ -114,8 +117,7 @@ class ValSBITransform:
         self.blend_masks = blend_masks
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
-        if not self.keep_mouths:
-            sample.pop("mouths", None)
+        sample, _ = _as_loaded(sample, self.keep_mouths)
         sample, masks = _sbi(sample, rng, self.sbi_config)
         return _with_blend_masks(sample, masks) if self.blend_masks else sample
 
@@ -129,10 +131,7 @@ class ValTransform:
         self.blend_masks = blend_masks
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
-        if not self.keep_mouths:
-            sample.pop("mouths", None)
-        pixels_real = sample["label"] == 0.0
-        sample = _mark_moved_audio(sample)
+        sample, pixels_real = _as_loaded(sample, self.keep_mouths)
         if self.blend_masks:
             sample = _with_blend_masks(sample, _untouched_masks(sample, pixels_real))
         return sample
