@@ -13,6 +13,7 @@ from vidfake.temporal.aggregate import (
     aggregate,
     calibrated_probability,
     fit_temperature,
+    fit_temperature_and_bias,
     track_logit,
     track_weight,
     video_logit,
@@ -193,7 +194,7 @@ def test_config_round_trips_through_json_and_rejects_unknown_keys():
     config = AggregationConfig(trim=0.1, temperature=1.7, threshold=0.6)
     assert AggregationConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="unknown"):
-        AggregationConfig.from_dict({**config.to_dict(), "bias": 1.0})
+        AggregationConfig.from_dict({**config.to_dict(), "prior": 1.0})
 
 
 @pytest.mark.parametrize(
@@ -226,3 +227,38 @@ def test_fit_temperature_stays_in_bounds_and_needs_both_classes():
         fit_temperature(z, [0, 1, 2, 1])
     with pytest.raises(ValueError):
         fit_temperature([], [])
+
+
+# ---- temperature and bias (Platt) fitting ----------------------------------------------
+
+@pytest.mark.parametrize("t_true,b_true", [(0.5, 0.0), (2.0, -1.5), (4.0, 1.0)])
+def test_fit_temperature_and_bias_recovers_known_values(t_true, b_true):
+    rng = np.random.default_rng(1)
+    z = rng.normal(0.0, 4.0, size=40_000)
+    labels = (rng.random(z.size) < 1.0 / (1.0 + np.exp(-(z / t_true + b_true)))).astype(int)
+    t, b = fit_temperature_and_bias(z, labels, balanced=False)
+    assert t == pytest.approx(t_true, rel=0.08)
+    assert b == pytest.approx(b_true, abs=0.1)
+
+
+def test_balanced_bias_ignores_the_share_of_fakes():
+    rng = np.random.default_rng(2)
+    z_real, z_fake = rng.normal(-2.0, 1.0, 500), rng.normal(2.0, 1.0, 4500)  # 90 % fakes, symmetric logits
+    z = np.concatenate([z_real, z_fake])
+    y = np.r_[np.zeros(500), np.ones(4500)].astype(int)
+    _, b_balanced = fit_temperature_and_bias(z, y, balanced=True)
+    _, b_plain = fit_temperature_and_bias(z, y, balanced=False)
+    assert abs(b_balanced) < 0.15  # the model's own logits lean neither way
+    assert b_plain > 1.0  # an unweighted fit learns the set's base rate (log 9 = 2.2 at most)
+
+
+def test_bias_enters_every_probability_and_is_checked():
+    config = AggregationConfig(temperature=2.0, bias=-1.0)
+    assert config.probability(2.0) == pytest.approx(0.5)
+    decision = aggregate([TrackEvidence(0, [2.0, 2.0, 2.0], 30, 100.0)], config)
+    assert decision.score == pytest.approx(0.5) and decision.track_scores[0] == pytest.approx(0.5)
+    assert AggregationConfig.from_dict({"temperature": 1.5}).bias == 0.0  # older checkpoints: no bias
+    with pytest.raises(ValueError, match="bias"):
+        AggregationConfig(bias=float("nan"))
+    with pytest.raises(ValueError, match="rank fakes below reals"):
+        fit_temperature_and_bias([-3.0, -2.0, 2.0, 3.0], [1, 1, 0, 0])

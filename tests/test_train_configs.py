@@ -74,21 +74,23 @@ def test_config_trains_a_step(path, talking_faces, tmp_path):
 
 
 def test_the_default_model_stages_describe_one_model():
-    """The pretext and the sync fit copy weights into and out of the frame model's
-    architecture: their model sections must build the same model (the ImageNet start
-    aside, which the later stages take from --init-from)."""
+    """The three stages copy weights into and out of one architecture: their model
+    sections must build the same model (the ImageNet start aside, which every stage takes
+    from --init-from)."""
     from vidfake.temporal import ModelConfig
     from vidfake.train import run
 
     def model_of(name: str) -> ModelConfig:
         return ModelConfig.from_dict({**run.load_config(ROOT / "configs" / name)["model"], "pretrained_path": None})
 
-    frame = model_of("default_model.yaml")
+    frame = model_of("default_frames.yaml")
     assert frame.sync and frame.mask_head
-    for stage in ("default_sync_pretext.yaml", "default_sync_fit.yaml"):
+    for stage in ("default_sync_pretext.yaml", "default_temporal.yaml"):
         assert model_of(stage) == frame, stage
-    fit = run.load_config(ROOT / "configs" / "default_sync_fit.yaml")
+    frames = run.load_config(ROOT / "configs" / "default_frames.yaml")
+    temporal = run.load_config(ROOT / "configs" / "default_temporal.yaml")
     pretext = run.load_config(ROOT / "configs" / "default_sync_pretext.yaml")
-    assert fit["optim"]["trainable"] == ["sync_weight"] and fit["data"]["sync_only"]
-    assert (fit["data"]["val_fraction"], fit["data"]["seed"], fit["data"]["clip_len"]) == \
-        (pretext["data"]["val_fraction"], pretext["data"]["seed"], pretext["data"]["clip_len"])  # one split
+    assert frames["optim"]["trainable"] == ["encoder"] and frames["data"]["clip_len"] == 1
+    assert temporal["optim"]["trainable"] == ["temporal", "sync_weight"]
+    assert temporal["data"]["consecutive"] and temporal["data"]["temporal_sbi_prob"] > 0
+    assert temporal["data"]["clip_len"] == pretext["data"]["clip_len"]  # the training extraction's clips

@@ -1,5 +1,6 @@
-"""Temperature calibration: fit T on a validation set's video logits and write it into a
-new checkpoint, so every later score is calibrated without any other file."""
+"""Calibration: fit T (and, with ``bias``, an offset) on a validation set's video logits
+and write them into a new checkpoint, so every later score is calibrated without any
+other file."""
 from __future__ import annotations
 
 import math
@@ -11,14 +12,18 @@ import numpy as np
 from vidfake.checkpoint import load_checkpoint, save_checkpoint
 from vidfake.eval.evaluate import read_predictions
 from vidfake.eval.metrics import log_loss
-from vidfake.temporal.aggregate import AggregationConfig, calibrated_probability, fit_temperature
+from vidfake.temporal.aggregate import AggregationConfig, fit_temperature, fit_temperature_and_bias
 
 
 class CalibrationError(ValueError):
     """The predictions cannot calibrate this checkpoint."""
 
 
-def calibrate_checkpoint(checkpoint: Path, predictions: Path, out: Path) -> dict:
+def calibrate_checkpoint(checkpoint: Path, predictions: Path, out: Path, bias: bool = False) -> dict:
+    """Fit the checkpoint's calibration on ``predictions`` (a ``vidfake eval`` predictions
+    file: its video logits and labels) and save the result as ``out``. Temperature only by
+    default; with ``bias`` a class-balanced Platt fit of temperature and offset (see
+    :func:`~vidfake.temporal.aggregate.fit_temperature_and_bias`)."""
     source = load_checkpoint(checkpoint)
     rows = [r for r in read_predictions(predictions) if r.get("logit", "") != ""]
     if not rows:
@@ -28,19 +33,22 @@ def calibrate_checkpoint(checkpoint: Path, predictions: Path, out: Path) -> dict
     if labels.min() == labels.max():
         raise CalibrationError(f"{predictions}: calibration needs both real and fake files; all are {'fake' if labels[0] else 'real'}")
     aggregation = AggregationConfig.from_dict(source.config["aggregation"])
-    temperature = fit_temperature(logits, labels)
+    try:
+        temperature, offset = fit_temperature_and_bias(logits, labels) if bias else (fit_temperature(logits, labels), 0.0)
+    except ValueError as error:
+        raise CalibrationError(f"{predictions}: {error}") from None
+    fitted = replace(aggregation, temperature=temperature, bias=offset)
 
-    def loss(t: float) -> float:
-        probs = [calibrated_probability(float(z), t, aggregation.prob_clip) for z in logits]
-        return log_loss(labels, probs)
+    def loss(config: AggregationConfig) -> float:
+        return log_loss(labels, [config.probability(float(z)) for z in logits])
 
-    before, after = loss(aggregation.temperature), loss(temperature)
+    before, after = loss(aggregation), loss(fitted)
     if not (math.isfinite(before) and math.isfinite(after)):
         raise CalibrationError("log loss is not finite")
     config = dict(source.config)
-    config["aggregation"] = replace(aggregation, temperature=temperature).to_dict()
+    config["aggregation"] = fitted.to_dict()
     config["calibration"] = {"predictions": str(predictions), "n": int(len(rows)), "temperature": temperature,
-                             "log_loss_before": before, "log_loss_after": after}
+                             "bias": offset, "log_loss_before": before, "log_loss_after": after}
     save_checkpoint(out, source.state_dict, config)
     return {"n": int(len(rows)), "temperature_before": aggregation.temperature, "temperature": temperature,
-            "log_loss_before": before, "log_loss_after": after}
+            "bias_before": aggregation.bias, "bias": offset, "log_loss_before": before, "log_loss_after": after}

@@ -15,8 +15,11 @@ The rule, in three steps:
    (:func:`video_logit`), so a tiny or short track can raise the score only in
    proportion to its weight.
 
-Probabilities are ``sigmoid(logit / temperature)`` clipped to ``[prob_clip,
-1 - prob_clip]``: DFDC's log loss punishes a confident wrong 0 or 1 without bound.
+Probabilities are ``sigmoid(logit / temperature + bias)`` clipped to ``[prob_clip,
+1 - prob_clip]``: DFDC's log loss punishes a confident wrong 0 or 1 without bound. The
+temperature undoes over- or under-confidence; the bias (0 unless calibration fitted one)
+undoes a shift of every logit toward one class, which training data whose real and fake
+faces come from different sources leaves behind.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ class AggregationConfig:
     trim: float = 0.2  # fraction of clip logits trimmed from each end of a track
     min_track_frames: int = 4  # tracks with fewer frames weigh less
     min_face_px: float = 40.0  # tracks with smaller faces (box side, px) weigh less
-    temperature: float = 1.0  # calibration: p = sigmoid(logit / temperature)
+    temperature: float = 1.0  # calibration: p = sigmoid(logit / temperature + bias)
+    bias: float = 0.0  # calibration offset (0: temperature-only calibration)
     prob_clip: float = 1e-4  # probabilities are kept in [prob_clip, 1 - prob_clip]
     threshold: float = 0.5  # score >= threshold -> FAKE
 
@@ -48,6 +52,8 @@ class AggregationConfig:
             raise ValueError(f"min_face_px must be > 0, got {self.min_face_px}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be finite and > 0, got {self.temperature}")
+        if not math.isfinite(self.bias):
+            raise ValueError(f"bias must be finite, got {self.bias}")
         if not 0.0 < self.prob_clip < 0.5:
             raise ValueError(f"prob_clip must be in (0, 0.5), got {self.prob_clip}")
         if not 0.0 < self.threshold < 1.0:
@@ -55,6 +61,10 @@ class AggregationConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def probability(self, logit: float) -> float:
+        """The calibrated, clipped probability of a logit under this config."""
+        return calibrated_probability(logit, self.temperature, self.prob_clip, self.bias)
 
     @classmethod
     def from_dict(cls, data: dict) -> AggregationConfig:
@@ -160,9 +170,9 @@ def video_logit(track_logits: Sequence[float], track_weights: Sequence[float]) -
     return _video_logit_and_track(track_logits, track_weights)[0]
 
 
-def calibrated_probability(logit: float, temperature: float, prob_clip: float) -> float:
-    """``sigmoid(logit / temperature)`` clipped to ``[prob_clip, 1 - prob_clip]``."""
-    z = float(logit) / temperature
+def calibrated_probability(logit: float, temperature: float, prob_clip: float, bias: float = 0.0) -> float:
+    """``sigmoid(logit / temperature + bias)`` clipped to ``[prob_clip, 1 - prob_clip]``."""
+    z = float(logit) / temperature + bias
     p = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
     return min(max(p, prob_clip), 1.0 - prob_clip)
 
@@ -177,13 +187,13 @@ def aggregate(tracks: Sequence[TrackEvidence], config: AggregationConfig) -> Vid
     logits = [track_logit(t.clip_logits, config.trim) for t in tracks]
     weights = [track_weight(t.n_frames, t.face_px, config) for t in tracks]
     logit, i = _video_logit_and_track(logits, weights)
-    score = calibrated_probability(logit, config.temperature, config.prob_clip)
+    score = config.probability(logit)
     return VideoDecision(
         score=score,
         logit=logit,
         label="FAKE" if score >= config.threshold else "REAL",
         track_scores={
-            t.track_id: calibrated_probability(x, config.temperature, config.prob_clip)
+            t.track_id: config.probability(x)
             for t, x in zip(tracks, logits)
         },
         track_weights={t.track_id: w for t, w in zip(tracks, weights)},
@@ -230,3 +240,55 @@ def fit_temperature(logits: Sequence[float], labels: Sequence[int]) -> float:
             d = a + g * (b - a)
             fd = loss(d)
     return math.exp((a + b) / 2.0)
+
+
+def fit_temperature_and_bias(logits: Sequence[float], labels: Sequence[int], balanced: bool = True,
+                             iterations: int = 100) -> tuple[float, float]:
+    """``(T, bias)`` minimising the log loss of ``sigmoid(logit / T + bias)`` (Platt scaling,
+    fitted by Newton's method on the convex loss in ``(1/T, bias)``).
+
+    ``balanced`` weighs each class as if the set were half real and half fake, so the bias
+    removes the model's own lean toward one class but does not learn the calibration set's
+    share of fakes (a development set rich in fakes would otherwise teach every later
+    score to lean fake). Raises ValueError when the logits rank fakes *below* reals (no
+    positive temperature fits) or when a class is missing.
+    """
+    z = _finite_array(logits, "logits")
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if y.shape != z.shape:
+        raise ValueError(f"{z.size} logits but {y.size} labels")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("labels must be 0 (real) or 1 (fake)")
+    if y.min() == y.max():
+        raise ValueError("fitting a calibration needs both real and fake examples")
+    n_fake = y.sum()
+    weights = np.where(y == 1, len(y) / (2 * n_fake), len(y) / (2 * (len(y) - n_fake))) if balanced \
+        else np.ones_like(y)
+    x = np.stack([z, np.ones_like(z)], axis=1)
+    signs = np.where(y == 1, 1.0, -1.0)
+
+    def loss(t: np.ndarray) -> float:
+        return float(np.sum(weights * np.logaddexp(0.0, -signs * (x @ t))))
+
+    theta = np.zeros(2)  # Newton from p = 0.5 everywhere, halving a step that does not lower the loss
+    current = loss(theta)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ theta, -50, 50)))
+        gradient = x.T @ (weights * (p - y))
+        hessian = (x * (weights * p * (1 - p))[:, None]).T @ x + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        for _ in range(30):
+            candidate = theta - step
+            value = loss(candidate)
+            if value <= current:
+                break
+            step = step / 2
+        theta, improved = candidate, current - value
+        current = value
+        if np.abs(step).max() < 1e-10 or improved < 1e-12:
+            break
+    slope, bias = float(theta[0]), float(theta[1])
+    if not slope > 0:
+        raise ValueError("the logits rank fakes below reals here: no positive temperature fits")
+    temperature = min(max(1.0 / slope, _T_BOUNDS[0]), _T_BOUNDS[1])
+    return temperature, bias

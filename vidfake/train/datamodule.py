@@ -38,17 +38,27 @@ from vidfake.train.audio import SyncAudio
 from vidfake.train.augment import AugmentConfig, augment_clip
 from vidfake.train.data import ClipDataset, ClipItem, balanced_sampler_weights, load_extracted, split_by_group
 from vidfake.train.sampling import BalancedDistributedSampler
-from vidfake.train.sbi import SBIConfig, self_blend_clip
+from vidfake.train.sbi import TEMPORAL_KINDS, SBIConfig, self_blend_clip, temporal_self_blend_clip
 
 VAL_SBI_SEED = 1234
 VAL_SYNC_SEED = 4321
 TASKS = ("detect", "sync_pretext")
+BALANCE = ("method", "label")
 
 
 def _sbi(sample: dict, rng: np.random.Generator, config: SBIConfig) -> tuple[dict, np.ndarray]:
     """The sample self-blended (label fake) and its blend masks ``(T,H,W)`` float in [0,1]."""
     fakes, masks = self_blend_clip(sample["frames"], sample["landmarks"], rng, config)
     return {**sample, "frames": fakes, "label": 1.0, "method": "sbi"}, masks
+
+
+def _temporal_sbi(sample: dict, rng: np.random.Generator, config: SBIConfig) -> tuple[dict, np.ndarray]:
+    """A temporal pseudo-fake of the sample (flicker or a partly blended clip, drawn evenly):
+    label fake, ``frame_labels`` 1 only on the frames that were blended."""
+    kind = TEMPORAL_KINDS[int(rng.integers(len(TEMPORAL_KINDS)))]
+    fakes, masks, blended = temporal_self_blend_clip(sample["frames"], sample["landmarks"], rng, kind, config)
+    return {**sample, "frames": fakes, "label": 1.0, "method": f"sbi-{kind}",
+            "frame_labels": blended.astype(np.float32)}, masks
 
 
 def _untouched_masks(sample: dict, pixels_real: bool) -> np.ndarray | None:
@@ -81,13 +91,19 @@ def _as_loaded(sample: dict, keep_mouths: bool) -> tuple[dict, bool]:
 
 class TrainTransform:
     """SBI on real items (probability ``sbi_prob``), then :func:`augment_clip`.
+    Of the SBI fakes of clips longer than one frame, a share ``temporal_sbi_prob`` are
+    temporal pseudo-fakes (:func:`temporal_self_blend_clip`), which only a model that looks
+    across frames can tell from a steady blend.
     With ``blend_masks`` (a model with a mask head) samples carry the blend-mask target.
     A class (not a closure) so DataLoader workers can pickle it."""
 
     def __init__(self, sbi_prob: float = 0.5, augment: bool = True,
                  sbi_config: SBIConfig | None = None, augment_config: AugmentConfig | None = None,
-                 keep_mouths: bool = False, blend_masks: bool = False) -> None:
+                 keep_mouths: bool = False, blend_masks: bool = False, temporal_sbi_prob: float = 0.0) -> None:
+        if not 0.0 <= temporal_sbi_prob <= 1.0:
+            raise ValueError(f"temporal_sbi_prob must be in [0, 1], got {temporal_sbi_prob}")
         self.sbi_prob = sbi_prob
+        self.temporal_sbi_prob = temporal_sbi_prob
         self.augment = augment
         self.sbi_config = sbi_config or SBIConfig()
         self.augment_config = augment_config
@@ -98,7 +114,9 @@ class TrainTransform:
         sample, pixels_real = _as_loaded(sample, self.keep_mouths)
         masks = None
         if sample["label"] == 0.0 and rng.random() < self.sbi_prob:
-            sample, masks = _sbi(sample, rng, self.sbi_config)
+            temporal = (self.temporal_sbi_prob > 0 and len(sample["frames"]) > 1
+                        and rng.random() < self.temporal_sbi_prob)
+            sample, masks = (_temporal_sbi if temporal else _sbi)(sample, rng, self.sbi_config)
         elif self.blend_masks:
             masks = _untouched_masks(sample, pixels_real)
         if self.augment:
@@ -186,6 +204,10 @@ def collate_clips(samples: list[dict]) -> dict:
         "method": [s["method"] for s in samples],
         "media_id": [s["media_id"] for s in samples],
     }
+    if any("frame_labels" in s for s in samples):  # per-frame targets where only some frames are fake
+        batch["frame_labels"] = _pad_stack(
+            [torch.as_tensor(s["frame_labels"], dtype=torch.float32) if "frame_labels" in s
+             else torch.full((s["frames"].shape[0],), float(s["label"])) for s in samples], t_max)
     for key in ("mouths", "audio", "index", "blend_mask"):
         present = sum(key in s for s in samples)
         if present not in (0, len(samples)):
@@ -225,12 +247,26 @@ class FaceClipDataModule(pl.LightningDataModule):
         val_sbi: bool | str = "auto",
         blend_masks: bool = False,
         sync_only: bool = False,
+        temporal_sbi_prob: float = 0.0,
+        consecutive: bool = False,
+        val_dir: str | Path | None = None,
+        balance: str = "method",
     ) -> None:
+        """``val_dir``: a separate extraction folder (e.g. a development set of real
+        deepfakes) that is the whole validation split; ``data_dir`` is then all training
+        data and ``val_fraction`` is not used. ``consecutive``: clips never straddle a gap
+        between the plan's runs of frames (always so with ``sync``), which a temporal model
+        needs. ``temporal_sbi_prob``: see :class:`TrainTransform`. ``balance``: batches
+        draw real and fake equally and, with ``"method"``, every fake method equally (right
+        for FF++'s four equal methods); ``"label"`` balances the classes only, so a method
+        with a handful of files is not repeated as often as one with thousands."""
         super().__init__()
         if val_sbi not in (True, False, "auto"):
             raise ValueError(f"val_sbi must be true, false or auto, got {val_sbi!r}")
         if not 0.0 <= sbi_prob <= 1.0:
             raise ValueError(f"sbi_prob must be in [0, 1], got {sbi_prob}")
+        if balance not in BALANCE:
+            raise ValueError(f"balance must be one of {BALANCE}, got {balance!r}")
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         self.data_dir = Path(data_dir)
@@ -246,6 +282,10 @@ class FaceClipDataModule(pl.LightningDataModule):
         self.blend_masks = blend_masks and task == "detect"
         self.sync = sync or task == "sync_pretext"
         self.sync_only = sync_only and self.sync
+        self.temporal_sbi_prob = temporal_sbi_prob
+        self.balance = balance
+        self.consecutive = consecutive or self.sync
+        self.val_dir = Path(val_dir) if val_dir else None
         pretext = task == "sync_pretext"
         # the pretext reads sound past the clip so every searched offset meets real audio;
         # detection reads exactly the clip, as scoring does
@@ -255,22 +295,23 @@ class FaceClipDataModule(pl.LightningDataModule):
         self.val_items: list[ClipItem] = []
         self.val_moved_audio = False  # set by setup: validation holds moved-audio copies
 
-    def _load_items(self) -> list[ClipItem]:
-        items = load_extracted(self.data_dir, self.clip_len, consecutive=self.sync)
+    def _load_items(self, data_dir: Path | None = None) -> list[ClipItem]:
+        data_dir = data_dir or self.data_dir
+        items = load_extracted(data_dir, self.clip_len, consecutive=self.consecutive)
         if self.task == "sync_pretext":
             items = [item for item in items if item.label == 0 and item.sync_ready]
             if not items:
                 raise ValueError(
-                    f"{self.data_dir}: no real clips with audio, mouth crops and clip_len={self.clip_len} consecutive "
+                    f"{data_dir}: no real clips with audio, mouth crops and clip_len={self.clip_len} consecutive "
                     "frames; extract real talking faces with --audio and a clips plan (e.g. --plan clips:8x16)")
         elif self.sync_only:
             items = [item for item in items if item.sync_ready]
             if not items:
-                raise ValueError(f"{self.data_dir}: data.sync_only keeps no clip: none has audio, mouth crops and "
+                raise ValueError(f"{data_dir}: data.sync_only keeps no clip: none has audio, mouth crops and "
                                  f"clip_len={self.clip_len} consecutive frames")
         elif not items:
             raise ValueError(
-                f"{self.data_dir}: no labelled clips (need status-ok records with a label and"
+                f"{data_dir}: no labelled clips (need status-ok records with a label and"
                 f" tracks of at least clip_len={self.clip_len} {'consecutive ' if self.sync else ''}crops)"
             )
         return items
@@ -279,7 +320,14 @@ class FaceClipDataModule(pl.LightningDataModule):
         if self.train_items or self.val_items:
             return
         items = self._load_items()
-        self.train_items, self.val_items = split_by_group(items, self.val_fraction, self.seed)
+        if self.val_dir is not None:
+            self.train_items, self.val_items = items, self._load_items(self.val_dir)
+            shared = {i.group for i in self.train_items if i.group} & {i.group for i in self.val_items if i.group}
+            if shared:
+                raise ValueError(f"{self.val_dir} shares {len(shared)} group(s) with {self.data_dir} "
+                                 f"(e.g. {sorted(shared)[0]!r}): validation would see training people or footage")
+        else:
+            self.train_items, self.val_items = split_by_group(items, self.val_fraction, self.seed)
         if not self.train_items:
             raise ValueError(f"{self.data_dir}: the split left no training items ({len(items)} in all)")
         train_audio = self.train_audio if self.sync else None
@@ -291,7 +339,8 @@ class FaceClipDataModule(pl.LightningDataModule):
                                           ClipDataset(self.val_items, seed=VAL_SYNC_SEED, sync_audio=moved)])
             return
         keep = dict(keep_mouths=self.sync, blend_masks=self.blend_masks)
-        self.train_set = ClipDataset(self.train_items, TrainTransform(self.sbi_prob, self.augment, **keep),
+        self.train_set = ClipDataset(self.train_items, TrainTransform(self.sbi_prob, self.augment, temporal_sbi_prob=self.temporal_sbi_prob,
+                                                                 **keep),
                                      sync_audio=train_audio)
         val_real = [item for item in self.val_items if item.label == 0]
         parts = [ClipDataset(self.val_items, ValTransform(**keep), sync_audio=val_audio)]
@@ -314,7 +363,8 @@ class FaceClipDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_world()
         if self.data_has_fakes:
-            sampler = BalancedDistributedSampler(self.train_set, balanced_sampler_weights(self.train_items),
+            weights = balanced_sampler_weights(self.train_items, by_method=self.balance == "method")
+            sampler = BalancedDistributedSampler(self.train_set, weights,
                                                  num_replicas=world, rank=rank, seed=self.seed)
         else:
             sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)

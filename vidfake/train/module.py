@@ -163,16 +163,33 @@ class VidfakeModule(pl.LightningModule):
         """Hook for task-specific validation numbers (same on every process)."""
 
     # ---------------------------------------------------------------- optimisation
-    def configure_optimizers(self):
-        decay, no_decay = [], []
+    def set_lr_scale(self, scales: dict[str, float]) -> None:
+        """Per-part learning-rate multipliers (top-level part names, as in
+        :meth:`train_parts`). A single scalar such as ``sync_weight`` needs a far larger step
+        than a network's weights to travel in a short run."""
+        available = {name for name, _ in self.model.named_children()}
+        available |= {name for name, _ in self.model.named_parameters(recurse=False)}
+        unknown = set(scales) - available
+        if unknown:
+            raise ValueError(f"unknown model parts {sorted(unknown)}; this model has {sorted(available)}")
+        if any(float(v) <= 0 for v in scales.values()):
+            raise ValueError(f"learning-rate scales must be positive, got {scales}")
+        self.lr_scale = {k: float(v) for k, v in scales.items()}
+
+    def param_groups(self) -> list[dict]:
+        """AdamW groups: weight decay on matrices only, each part at its own lr scale."""
+        groups: dict[tuple[bool, float], list[torch.Tensor]] = defaultdict(list)
+        scales = getattr(self, "lr_scale", {})
         for name, p in self.model.named_parameters():
             if not p.requires_grad:
                 continue
-            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.lr,
-        )
+            decays = not (p.ndim <= 1 or name.endswith(".bias"))
+            groups[(decays, scales.get(name.split(".")[0], 1.0))].append(p)
+        return [{"params": params, "weight_decay": self.weight_decay if decays else 0.0, "lr": self.lr * scale}
+                for (decays, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.param_groups(), lr=self.lr)
         max_steps = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
         warmup = min(self.warmup_steps, max(0, max_steps - 1))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -239,7 +256,10 @@ class DetectorModule(VidfakeModule):
         loss = self.clip_loss_weight * parts["clip"]
         if self.frame_loss_weight:
             mask = batch["mask"]
-            frame_labels = labels[:, None].expand_as(out.frame_logits)[mask]
+            # a temporal pseudo-fake blends only some of its frames: those carry their own labels
+            per_frame = batch.get("frame_labels")
+            frame_labels = (labels[:, None].expand_as(out.frame_logits) if per_frame is None
+                            else per_frame.to(out.frame_logits.device))[mask]
             parts["frame"] = F.binary_cross_entropy_with_logits(out.frame_logits[mask].float(), frame_labels)
             loss = loss + self.frame_loss_weight * parts["frame"]
         if self.mask_loss_weight:

@@ -43,11 +43,12 @@ DEFAULTS = {
     "data": {"dir": None, "clip_len": 8, "batch_size": 8, "val_fraction": 0.2, "sbi_prob": 0.5,
              "num_workers": 0, "augment": True, "seed": 0,
              "val_sbi": "auto", "sync": False, "sync_shift_prob": 0.0, "sync_min_shift": 3,
-             "sync_only": False},
+             "sync_only": False, "temporal_sbi_prob": 0.0, "consecutive": False, "val_dir": None,
+             "balance": "method"},
     "model": {},
     "optim": {"lr": 3e-4, "weight_decay": 0.05, "warmup_steps": 100, "clip_loss_weight": 1.0,
               "frame_loss_weight": 0.5, "mask_loss_weight": 1.0, "sync_loss_weight": 1.0, "sync_logit_loss_weight": 0.5,
-              "sync_temperature": 0.1, "trainable": None},
+              "sync_temperature": 0.1, "trainable": None, "lr_scale": {}},
     "trainer": {"max_steps": 1000, "val_check_interval": 200, "accelerator": "auto", "devices": 1,
                 "num_nodes": 1, "strategy": "auto", "precision": "auto", "accumulate_grad_batches": 1,
                 "log_every_n_steps": 10, "progress_bar": "auto"},
@@ -212,13 +213,16 @@ def build(config: dict, resume: bool = False) -> TrainingRun:
     if sync and not model_config.sync:
         raise ConfigError("lip-sync training (task sync_pretext or data.sync) needs model.sync: true")
     extract_config = _check_extraction(data_dir, model_config, sync)
+    if data["val_dir"]:
+        _check_extraction(Path(data["val_dir"]), model_config, sync)
 
     pl.seed_everything(int(config.get("seed", 0)), workers=True, verbose=False)
     datamodule = FaceClipDataModule(
         data_dir, clip_len=data["clip_len"], batch_size=data["batch_size"], val_fraction=data["val_fraction"],
         sbi_prob=data["sbi_prob"], num_workers=data["num_workers"], augment=data["augment"], seed=data["seed"],
         task=task, sync=sync, sync_shift_prob=data["sync_shift_prob"], sync_min_shift=data["sync_min_shift"],
-        sync_only=data["sync_only"],
+        sync_only=data["sync_only"], temporal_sbi_prob=data["temporal_sbi_prob"], consecutive=data["consecutive"],
+        val_dir=data["val_dir"], balance=data["balance"],
         sync_max_shift=model_config.sync_max_offset, val_sbi=data["val_sbi"], blend_masks=model_config.mask_head,
     )
     datamodule.setup("fit")
@@ -244,6 +248,11 @@ def build(config: dict, resume: bool = False) -> TrainingRun:
             raise ConfigError(f"optim.trainable: {error}") from None
         _say(f"vidfake train: training {', '.join(parts)} only; frozen: {', '.join(module.frozen_parts) or 'nothing'}")
 
+    if optim["lr_scale"]:
+        try:
+            module.set_lr_scale(dict(optim["lr_scale"]))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"optim.lr_scale: {error}") from None
     max_steps = int(tr["max_steps"])
     val_every = tr["val_check_interval"]
     if isinstance(val_every, int):

@@ -323,7 +323,65 @@ def self_blend_clip(
     return fakes, masks
 
 
+TEMPORAL_KINDS = ("flicker", "partial")
+
+
+def temporal_self_blend_clip(
+    frames: np.ndarray,
+    landmarks: np.ndarray,
+    rng: np.random.Generator,
+    kind: str,
+    config: SBIConfig = SBIConfig(),
+    flicker: float = 0.6,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Temporal pseudo-fakes: what a face swap does over time that one frame does not show.
+
+    ``kind``:
+
+    * ``"flicker"``: each frame gets its own blend, far from the clip's (parameters jittered
+      by ``flicker`` and a fresh blend ratio per frame), like a swap whose colour match and
+      mask are re-estimated frame by frame and do not hold still;
+    * ``"partial"``: one ordinary clip blend over a contiguous span of the clip only (at
+      least a quarter of it and never all of it), like a swap that drops out or starts
+      mid-clip.
+
+    Returns ``(fakes uint8 (T,H,W,3), masks float32 (T,H,W), blended bool (T,))``;
+    ``blended`` says which frames were touched (the per-frame labels). Clips of one frame
+    have no time to vary: they are refused.
+    """
+    frames = np.asarray(frames)
+    landmarks = np.asarray(landmarks)
+    if kind not in TEMPORAL_KINDS:
+        raise ValueError(f"kind must be one of {TEMPORAL_KINDS}, got {kind!r}")
+    if frames.ndim != 4 or landmarks.shape[:1] != frames.shape[:1]:
+        raise ValueError(f"frames {frames.shape} and landmarks {landmarks.shape} do not match")
+    n = frames.shape[0]
+    if n < 2:
+        raise ValueError("a temporal pseudo-fake needs a clip of at least 2 frames")
+    blended = np.zeros(n, bool)
+    if kind == "flicker":
+        base = sample_params(rng, config)
+        ratios = np.asarray(config.blend_ratios, dtype=np.float64)
+        fakes = np.empty_like(frames, dtype=np.uint8)
+        masks = np.empty(frames.shape[:3], np.float32)
+        for t in range(n):
+            p = dataclasses.replace(jitter_params(base, rng, flicker), blend_ratio=float(rng.choice(ratios)))
+            fakes[t], masks[t] = self_blend(frames[t], landmarks[t], p, config)
+        blended[:] = True
+        return fakes, masks, blended
+    length = int(rng.integers(max(1, n // 4), n))  # 1/4 of the clip .. all but one frame
+    start = int(rng.integers(0, n - length + 1))
+    span = slice(start, start + length)
+    fakes = np.array(frames, dtype=np.uint8, copy=True)
+    masks = np.zeros(frames.shape[:3], np.float32)
+    fakes[span], masks[span] = self_blend_clip(frames[span], landmarks[span], rng, config)
+    blended[span] = True
+    return fakes, masks, blended
+
+
 __all__ = [
+    "TEMPORAL_KINDS",
+    "temporal_self_blend_clip",
     "SBIConfig",
     "BlendParams",
     "sample_params",

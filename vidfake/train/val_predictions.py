@@ -24,7 +24,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from vidfake.checkpoint import load_checkpoint
 from vidfake.eval.evaluate import BASE_COLUMNS
 from vidfake.temporal import ModelConfig, create_model
-from vidfake.temporal.aggregate import AggregationConfig, calibrated_probability
+from vidfake.temporal.aggregate import AggregationConfig
 from vidfake.train.augment import augment_clip
 from vidfake.train.data import ClipDataset, load_extracted, split_by_group
 from vidfake.train.datamodule import collate_clips, wants_val_sbi
@@ -94,7 +94,7 @@ def write_validation_predictions(
             counter += 1
             rows.append({
                 "path": media_id, "name": f"{media_id}#{counter}", "label": int(label),
-                "score": calibrated_probability(logit, aggregation.temperature, aggregation.prob_clip),
+                "score": aggregation.probability(logit),
                 "logit": logit, "status": "ok", "kind": "image" if clip_len == 1 else "video",
                 "has_audio": "", "resolution": "", "faces": 1,
             })
