@@ -206,6 +206,20 @@ def _log_loss(logits: np.ndarray, signs: np.ndarray, temperature: float) -> floa
     return float(np.mean(np.logaddexp(0.0, -signs * logits / temperature)))
 
 
+def _calibration_set(logits: Sequence[float], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and 0/1 labels as float arrays, checked: same length, finite, both classes
+    present (with one class a calibration loss has no interior minimum to find)."""
+    z = _finite_array(logits, "logits")
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if y.shape != z.shape:
+        raise ValueError(f"{z.size} logits but {y.size} labels")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("labels must be 0 (real) or 1 (fake)")
+    if y.min() == y.max():
+        raise ValueError("fitting a calibration needs both real and fake examples")
+    return z, y
+
+
 def fit_temperature(logits: Sequence[float], labels: Sequence[int]) -> float:
     """The T in [0.05, 20] minimising the binary log loss of ``sigmoid(logit / T)``.
 
@@ -213,14 +227,7 @@ def fit_temperature(logits: Sequence[float], labels: Sequence[int]) -> float:
     so the search finds the minimum (or the nearer bound). Labels are 1 = fake, 0 = real;
     both classes are needed, otherwise the loss has no interior minimum to find.
     """
-    z = _finite_array(logits, "logits")
-    y = np.asarray(labels).reshape(-1)
-    if y.shape != z.shape:
-        raise ValueError(f"{z.size} logits but {y.size} labels")
-    if not np.all((y == 0) | (y == 1)):
-        raise ValueError("labels must be 0 (real) or 1 (fake)")
-    if y.min() == y.max():
-        raise ValueError("fitting a temperature needs both real and fake examples")
+    z, y = _calibration_set(logits, labels)
     signs = np.where(y == 1, 1.0, -1.0)
 
     def loss(log_t: float) -> float:
@@ -253,14 +260,7 @@ def fit_temperature_and_bias(logits: Sequence[float], labels: Sequence[int], bal
     score to lean fake). Raises ValueError when the logits rank fakes *below* reals (no
     positive temperature fits) or when a class is missing.
     """
-    z = _finite_array(logits, "logits")
-    y = np.asarray(labels, dtype=np.float64).reshape(-1)
-    if y.shape != z.shape:
-        raise ValueError(f"{z.size} logits but {y.size} labels")
-    if not np.all((y == 0) | (y == 1)):
-        raise ValueError("labels must be 0 (real) or 1 (fake)")
-    if y.min() == y.max():
-        raise ValueError("fitting a calibration needs both real and fake examples")
+    z, y = _calibration_set(logits, labels)
     n_fake = y.sum()
     weights = np.where(y == 1, len(y) / (2 * n_fake), len(y) / (2 * (len(y) - n_fake))) if balanced \
         else np.ones_like(y)
