@@ -58,6 +58,8 @@ from vidfake.init_checkpoint import init_checkpoint
 from vidfake.scoring import Scorer
 from vidfake.temporal.config import ModelConfig
 
+from common import git
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos"
 CLIPS = ["dfdc_lynaeydofd.mp4", "dfdc_yhffcuhhjy.mp4", "street_multiface.mp4"]
@@ -76,13 +78,6 @@ FPS = 30
 
 def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
-
-
-def git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def machine_info() -> dict:
@@ -233,29 +228,39 @@ def peak_rss_kib() -> int:
 
 
 def instrument(scorer: Scorer) -> dict:
-    """Wrap this scorer's extraction and audio read (on the instance only) to record what
-    the verdict's timings leave out: the extractor's own stage times, the audio read, what
-    the extraction kept and the peak RSS when it ended. Returns the dict it fills."""
+    """Wrap this scorer's extraction and audio read (on the instance) and the crop stream
+    (in ``vidfake.scoring``) to record what the verdict's timings leave out: the
+    extractor's own stage times, the audio read, the crops the extraction kept to the end
+    (none: they are streamed to the model), the most crops the stream held at once, and
+    the peak RSS when extraction ended. Returns the dict it fills."""
+    import vidfake.scoring
+
     record: dict = {}
     extract, audio = scorer.extractor.extract_video, scorer._audio
 
-    def extract_video(path):
-        faces = extract(path)
+    def extract_video(path, *args, **kwargs):
+        faces = extract(path, *args, **kwargs)
         record["extract_timings"] = {k: round(v, 4) for k, v in faces.timings.items()}
         record["sampled_frames"] = int(len(faces.frame_indices))
         record["face_frames"] = [len(f.track) for f in faces.faces]
         record["crops_mib"] = round(sum(f.crops.nbytes + (0 if f.mouths is None else f.mouths.nbytes)
-                                        for f in faces.faces) / 2**20, 2)
+                                        for f in faces.faces if f.crops is not None) / 2**20, 2)
         record["peak_rss_after_extract_kib"] = peak_rss_kib()
         return faces
 
-    def read_audio(path, faces):
+    def read_audio(*args):
         start = time.perf_counter()
-        result = audio(path, faces)
+        result = audio(*args)
         record["audio_s"] = round(time.perf_counter() - start, 4)
         return result
 
+    class CountingStream(vidfake.scoring.ClipStream):
+        def add(self, *args) -> None:
+            super().add(*args)
+            record["crops_held_peak"] = max(record.get("crops_held_peak", 0), self.peak_held)
+
     scorer.extractor.extract_video, scorer._audio = extract_video, read_audio
+    vidfake.scoring.ClipStream = CountingStream
     return record
 
 
@@ -323,8 +328,8 @@ out["plan"] = scorer.extract_config.plan
 out["max_buffer_mb"] = scorer.extract_config.max_buffer_mb
 record = instrument(scorer)
 extract = scorer.extractor.extract_video
-def extract_and_report(path):  # so a child killed in the model stage still tells this much
-    faces = extract(path)
+def extract_and_report(path, *args, **kwargs):  # so a child killed in the model stage still tells this much
+    faces = extract(path, *args, **kwargs)
     print("EXTRACTED " + json.dumps(record), flush=True)
     return faces
 scorer.extractor.extract_video = extract_and_report
@@ -424,15 +429,15 @@ def print_tables(results: dict) -> None:
                   f"{s.get('decode', 0):.2f} / {s.get('detect', 0):.2f} / {s.get('track', 0) + s.get('crop', 0):.2f} / "
                   f"{s.get('audio', 0):.2f} / {s.get('model', 0):.2f} / {s.get('other', 0):.2f})  {r['status']}")
     print("\nPeak RSS scoring 720p videos in a fresh process (MiB; load = after loading the model)")
-    print(f"  {'plan':10s} {'min':>5s} {'frames':>6s} {'load':>6s} {'extract':>8s} {'peak':>6s} {'crops':>6s} {'seconds':>8s}"
-          "   (extract: peak when extraction ended; crops: face + mouth crops kept)")
+    print(f"  {'plan':10s} {'min':>5s} {'frames':>6s} {'load':>6s} {'extract':>8s} {'peak':>6s} {'held':>6s} {'seconds':>8s}"
+          "   (extract: peak when extraction ended; held: most crops buffered at once on their way to the model)")
     for plan, data in results["memory"]["plans"].items():
         for r in data["rows"]:
             if "error" in r:
                 print(f"  {plan:10s} {r['minutes']:5g}  {r['error']} (sampled peak {r['sampled_peak_rss_kib'] / 1024:.0f} MiB)")
                 continue
             print(f"  {plan:10s} {r['minutes']:5g} {r['sampled_frames']:6d} {r['peak_rss_after_load_kib'] / 1024:6.0f}"
-                  f" {r['peak_rss_after_extract_kib'] / 1024:8.0f} {r['peak_rss_kib'] / 1024:6.0f} {r['crops_mib']:6.1f}"
+                  f" {r['peak_rss_after_extract_kib'] / 1024:8.0f} {r['peak_rss_kib'] / 1024:6.0f} {r.get('crops_held_peak', 0):6d}"
                   f" {r['seconds']:8.1f}")
         if data["growth"]:
             g = data["growth"]

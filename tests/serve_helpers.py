@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 180.0  # the worker imports torch and loads the model; the test machine is shared
 
 
-def tiny_checkpoint(path: Path) -> Path:
+def tiny_checkpoint(path: Path, plan: str = "clips:2x8") -> Path:
     """An untrained checkpoint small enough to score a test clip in about a second."""
     from vidfake.extract.pipeline import ExtractConfig
     from vidfake.init_checkpoint import init_checkpoint
@@ -24,7 +24,7 @@ def tiny_checkpoint(path: Path) -> Path:
 
     model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,
                         mouth_size=32, sync_dim=32, sync_max_offset=3)
-    return init_checkpoint(path, model, ExtractConfig(plan="clips:2x8"))
+    return init_checkpoint(path, model, ExtractConfig(plan=plan))
 
 
 def free_port() -> int:
@@ -151,3 +151,27 @@ class SleepTask:
         if request.get("raise"):
             raise KeyError(request["raise"])
         return {"echo": request.get("echo"), "pid": os.getpid()}
+
+
+class FakeScoreTask:
+    """A stand-in for ``ScoreTask`` in a real worker process, with no model: the upload's
+    text says what to do (``sleep:S`` then answer ok, ``unreadable``, ``raise``). Each
+    call appends the worker's pid to ``<upload>.calls`` before it starts, so a test can
+    count the attempts and kill the worker mid-job."""
+
+    def __init__(self, **kwargs):
+        self.info = {"name": "fake", "version": "0", "sha256": "0" * 64}
+
+    def __call__(self, request: dict) -> dict:
+        path = Path(request["path"])
+        with open(f"{path}.calls", "a") as calls:
+            calls.write(f"{os.getpid()}\n")
+        command = path.read_text()
+        if command.startswith("sleep:"):
+            time.sleep(float(command.split(":", 1)[1]))
+        if command == "raise":
+            raise ValueError("the handler failed")
+        status = "unreadable" if command == "unreadable" else "ok"
+        verdict = {"path": request["display_name"], "status": status, "score": 0.5 if status == "ok" else None,
+                   "warnings": [], "error": "damaged" if status != "ok" else None, "pid": os.getpid()}
+        return {"verdict": verdict, "faces": []}

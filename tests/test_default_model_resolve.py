@@ -12,17 +12,6 @@ from vidfake.cli import main
 from vidfake.models import DEFAULT_MODEL_FILE, DefaultModelError, default_checkpoint, resolve_checkpoint
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.init_checkpoint import init_checkpoint
-    from vidfake.temporal.config import ModelConfig
-
-    model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,
-                        sync=False)
-    return init_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", model, ExtractConfig(plan="uniform:4"))
-
-
 @pytest.fixture
 def package_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(vidfake.models, "_package_dir", lambda: tmp_path)

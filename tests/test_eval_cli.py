@@ -41,7 +41,7 @@ def test_eval_writes_predictions_metrics_plots_and_report(labelled_set, checkpoi
     out = tmp_path / "report"
     code = main(["eval", str(labelled_set), "--checkpoint", str(checkpoint), "--out", str(out),
                  "--frame-level", "--bootstrap", "100", "--no-progress", "--json"])
-    assert code == 0
+    assert code == 1  # real_broken.mp4 could not be scored; everything else was
     metrics = json.loads(capsys.readouterr().out)
     rows = list(csv.DictReader((out / "predictions.csv").open()))
     assert len(rows) == 6
@@ -69,7 +69,7 @@ def test_eval_writes_predictions_metrics_plots_and_report(labelled_set, checkpoi
     # resuming reuses what is there: nothing is scored twice
     before = (out / "predictions.csv").read_text()
     assert main(["eval", str(labelled_set), "--checkpoint", str(checkpoint), "--out", str(out),
-                 "--bootstrap", "100", "--no-progress"]) == 0
+                 "--bootstrap", "100", "--no-progress"]) == 1  # the set still holds the unreadable file
     assert (out / "predictions.csv").read_text() == before
     assert "4 of 6 files scored" in capsys.readouterr().out
 
@@ -128,3 +128,11 @@ def test_calibrate_fits_a_temperature_and_never_worsens_log_loss(labelled_set, c
     calibration = load_checkpoint(new).config["calibration"]
     assert calibration["log_loss_after"] <= calibration["log_loss_before"] + 1e-12
     assert load_checkpoint(new).config["aggregation"]["temperature"] == calibration["temperature"]
+    assert calibration["bias"] == 0.0 and load_checkpoint(new).config["aggregation"]["bias"] == 0.0
+
+    platt = tmp_path / "platt.safetensors"
+    assert main(["calibrate", "--checkpoint", str(checkpoint), "--predictions", str(out / "predictions.csv"),
+                 "--out", str(platt), "--bias"]) == 0
+    assert "bias 0 ->" in capsys.readouterr().out
+    fitted = load_checkpoint(platt).config
+    assert fitted["aggregation"]["bias"] == fitted["calibration"]["bias"]

@@ -48,7 +48,7 @@ def test_extract_writes_crops_labels_tracks_and_errors(input_dir, tmp_path, caps
     assert records["real_one"]["info"]["num_frames"] == 50 and records["real_one"]["plan"] == "uniform:8"
 
     errors = {r["media_id"]: r for r in read_jsonl(out / "errors.jsonl")}
-    assert errors["empty"]["status"] == "no_face" and errors["broken"]["status"] == "error"
+    assert errors["empty"]["status"] == "no_face" and errors["broken"]["status"] == "unreadable"
     assert "broken.mp4" in errors["broken"]["reason"]
 
     rows = read_csv(out / "labels.csv")

@@ -130,6 +130,18 @@ def test_a_pickle_checkpoint_is_refused_without_running_it(tmp_path, face_video,
     assert not marker.exists()
 
 
+def test_example_alone_or_with_other_files_and_nothing_to_score(face_video, checkpoint, capsys):
+    from vidfake.examples import example_path
+
+    code, records = score_json(capsys, face_video.path, "--example", "--checkpoint", checkpoint)
+    assert code == 0 and [r["path"] for r in records] == [str(face_video.path), str(example_path())]
+    example = records[1]
+    assert example["status"] == "ok" and example["audio"]["used"] is True and len(example["tracks"]) == 1
+
+    assert main(["score", "--checkpoint", str(checkpoint)]) == 2
+    assert "--example" in capsys.readouterr().err
+
+
 def test_python_api(face_video, checkpoint):
     import vidfake
 

@@ -94,6 +94,25 @@ def test_video_job_life_cycle(server, client, files, checkpoint):
     assert not (server.data_dir / "faces" / created["id"]).exists()
 
 
+def test_example_job_scores_the_packaged_clip_without_an_upload(server, client):
+    from vidfake.examples import EXAMPLE_FILE, example_path
+
+    response = client.post("/v1/jobs/example")
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert created["status"] == "queued" and response.headers["location"] == created["url"] == f"/v1/jobs/{created['id']}"
+    job = wait_done(client, created["id"])
+    assert job["status"] == "done" and job["kind"] == "video" and job["filename"] == EXAMPLE_FILE
+    assert job["media"]["width"] == 360 and job["media"]["height"] == 288 and job["media"]["has_audio"] is True
+    verdict = job["verdict"]
+    assert verdict["path"] == EXAMPLE_FILE and verdict["status"] == "ok" and 0 <= verdict["score"] <= 1
+    assert verdict["audio"]["used"] is True and len(verdict["tracks"]) == 1 and len(job["faces"]) == 1
+    # the server's copy is an upload like any other: deleting the job removes the copy only
+    assert created["id"] in uploads_on_disk(server)
+    assert client.delete(created["url"]).status_code == 204
+    assert created["id"] not in uploads_on_disk(server) and example_path().is_file()
+
+
 def test_image_job_and_client_name_never_used_as_path(server, client, files):
     response = upload(client, files["image"].path, name="../../../../tmp/evil name.jpg")
     assert response.status_code == 202, response.text
@@ -159,7 +178,8 @@ def test_token_required_everywhere_but_health_checks(server, files):
     with server.client(token=None) as anonymous, server.client(token="wrong") as wrong:
         for c in (anonymous, wrong):
             for method, path in [("GET", "/v1/jobs"), ("GET", "/v1/model"), ("GET", "/openapi.json"),
-                                 ("GET", "/v1/jobs/" + "0" * 32), ("DELETE", "/v1/jobs/" + "0" * 32)]:
+                                 ("GET", "/v1/jobs/" + "0" * 32), ("DELETE", "/v1/jobs/" + "0" * 32),
+                                 ("POST", "/v1/jobs/example")]:
                 response = c.request(method, path)
                 assert response.status_code == 401, (method, path)
                 assert response.headers["www-authenticate"] == "Bearer"
@@ -176,11 +196,12 @@ def test_model_health_and_openapi(client):
     assert model["checkpoint"] == "tiny.safetensors" and model["version"] == "untrained"
     assert len(model["sha256"]) == 64 and model["untrained"] is True and model["plan"] == "clips:2x8"
     schema = client.get("/openapi.json").json()
-    assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/model", "/healthz", "/readyz"} <= set(schema["paths"])
+    assert {"/v1/jobs", "/v1/jobs/example", "/v1/jobs/{job_id}", "/v1/model", "/healthz", "/readyz"} <= set(schema["paths"])
     body = schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert body["required"] == ["file"]
-    assert {"413", "415", "422", "503", "401"} <= set(schema["paths"]["/v1/jobs"]["post"]["responses"])
-    assert client.get("/docs").status_code == 404  # Swagger UI needs a CDN: off
+    assert {"408", "413", "415", "422", "503", "401"} <= set(schema["paths"]["/v1/jobs"]["post"]["responses"])
+    docs = client.get("/docs")  # Swagger UI from the installed package, no CDN (tests/test_serve_upload_timeout_docs.py)
+    assert docs.status_code == 200 and "https://" not in docs.text
 
 
 def test_page_and_static_files_are_self_contained(client):

@@ -71,7 +71,16 @@ def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, 
         assert int(timeline.get_attribute("data-points")) == len(scored) > 0
         dots = timeline.find_elements(By.CSS_SELECTOR, "circle.point")
         assert [round(float(d.get_attribute("data-score")), 6) for d in dots] == [round(p["score"], 6) for p in scored]
-        assert timeline.find_elements(By.CSS_SELECTOR, "polyline.series")
+        # one line per run of scored frames within a segment: none drawn across the gap between clips
+        runs, length, previous = 0, 0, None
+        for point in verdict["timeline"] + [{"score": None, "segment": None}]:
+            if point["score"] is None or point["segment"] != previous:
+                runs, length = runs + (length > 1), 0
+            if point["score"] is not None:
+                length += 1
+            previous = point["segment"]
+        assert len({p["segment"] for p in verdict["timeline"]}) == 2  # the tiny model's clips:2x8 plan
+        assert len(timeline.find_elements(By.CSS_SELECTOR, "polyline.series")) == runs > 0
         assert timeline.find_elements(By.CSS_SELECTOR, "line.threshold")
 
         cards = browser.find_elements(By.CSS_SELECTOR, "#faces .face")
@@ -93,4 +102,60 @@ def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, 
         assert "HTTP 415" in browser.find_element(By.ID, "error").text
         severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "415" not in e["message"]
                   and "401" not in e["message"]]
+        assert not severe, severe
+
+
+def test_try_the_example_is_offered_until_something_was_scored(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from vidfake.examples import EXAMPLE_FILE
+
+    checkpoint = tiny_checkpoint(tmp_path / "tiny.safetensors")
+    with Server(checkpoint, tmp_path / "data") as server:
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 120, poll_frequency=0.2)
+        wait.until(lambda d: d.find_element(By.ID, "example").is_displayed())  # no job yet
+        browser.find_element(By.ID, "try-example").click()
+        wait.until(lambda d: d.find_element(By.ID, "result").is_displayed())
+
+        assert browser.find_element(By.ID, "result-name").text == EXAMPLE_FILE
+        assert browser.find_element(By.ID, "verdict").get_attribute("data-status") == "ok"
+        assert "fake probability" in browser.find_element(By.ID, "verdict-score").text
+        assert "sync confidence" in browser.find_element(By.ID, "lipsync").text
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#faces .face")) == 1
+        wait.until(lambda d: any(EXAMPLE_FILE in row.text for row in d.find_elements(By.CSS_SELECTOR, "#jobs tr")))
+        assert not browser.find_element(By.ID, "example").is_displayed()  # something has been scored now
+
+        browser.refresh()  # a later visit lists the job and no longer offers the example
+        wait.until(lambda d: any(EXAMPLE_FILE in row.text for row in d.find_elements(By.CSS_SELECTOR, "#jobs tr")))
+        assert not browser.find_element(By.ID, "example").is_displayed()
+        assert not browser.find_element(By.ID, "error").is_displayed()
+        severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, severe
+
+
+def test_api_docs_render_offline_and_use_the_pages_token(tmp_path, browser):
+    """/docs draws every endpoint from files this server serves; with a token set, the
+    schema is fetched with the token the main page stored (no CDN, no second login)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    checkpoint = tiny_checkpoint(tmp_path / "tiny.safetensors")
+    with Server(checkpoint, tmp_path / "data", token=TOKEN, env={"VIDFAKE_TOKEN": TOKEN}).start(wait_ready=False) as server:
+        wait = WebDriverWait(browser, 60, poll_frequency=0.2)
+        browser.get(server.url + "/docs")
+        browser.execute_script("sessionStorage.removeItem('vidfake-token')")
+        browser.refresh()
+        wait.until(lambda d: d.find_element(By.ID, "docs-note").is_displayed())
+        assert "needs an access token" in browser.find_element(By.ID, "docs-note").text
+
+        browser.execute_script("sessionStorage.setItem('vidfake-token', arguments[0])", TOKEN)
+        browser.refresh()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"))
+        paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+        assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/model"} <= paths
+        loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert loaded and all(url.startswith(server.url) for url in loaded), loaded
+        severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "401" not in e["message"]]
         assert not severe, severe

@@ -1,7 +1,7 @@
 """vidfake: video deepfake detection with face tracking and temporal modeling."""
 __version__ = "0.1.0"
 
-__all__ = ["Scorer", "Verdict", "score_image", "score_video", "__version__"]
+__all__ = ["Scorer", "Verdict", "example_path", "score_image", "score_video", "__version__"]
 
 
 def __getattr__(name: str):
@@ -10,4 +10,8 @@ def __getattr__(name: str):
         from vidfake import scoring
 
         return getattr(scoring, name)
+    if name == "example_path":
+        from vidfake.examples import example_path
+
+        return example_path
     raise AttributeError(f"module 'vidfake' has no attribute {name!r}")

@@ -11,6 +11,9 @@ executes nothing. ``.pt``/``.pth`` files are also read, but only through
 ``torch.load(weights_only=True)``, whose restricted unpickler refuses any pickle that
 would call code; they hold ``{"format", "format_version", "config": dict,
 "state_dict": {name: tensor}}``. Saving always writes safetensors.
+
+torch is imported only where tensors are handled: reading a safetensors checkpoint's
+config (``read_header``) needs neither torch nor the weights.
 """
 from __future__ import annotations
 
@@ -22,10 +25,12 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "vidfake-checkpoint"
 FORMAT_VERSION = "1"
@@ -42,6 +47,16 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     path: str
     sha256: str  # of the file's bytes: names exactly which weights scored a video
+
+
+@dataclass(frozen=True)
+class CheckpointHeader:
+    """A checkpoint without its weights: what scoring needs to answer for files that
+    never reach the model (their verdicts name the model), and to build it later."""
+
+    config: dict
+    path: str
+    sha256: str
 
 
 def file_sha256(path: Path) -> str:
@@ -69,6 +84,8 @@ def _config_json(config: dict) -> str:
 def _savable(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """CPU, dense, contiguous tensors each owning its storage: safetensors refuses
     tensors that share memory (tied weights, views of one buffer), so those are cloned."""
+    import torch
+
     out: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for name, t in state_dict.items():
@@ -102,6 +119,8 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        from safetensors.torch import save_file
+
         save_file(tensors, tmp, metadata=metadata)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -128,11 +147,13 @@ def _check_header(fmt: object, version: object, path: Path) -> None:
         )
 
 
-def _load_safetensors(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def _load_safetensors(path: Path, weights: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The config and (``weights``) the tensors; without them only the header is read."""
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
+        # the header alone is read through numpy, so a config costs no torch import
+        with safe_open(str(path), framework="pt" if weights else "numpy", device="cpu") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if weights else {}
     except Exception as e:  # safetensors' own error type; nothing here executes file contents
         hint = (
             " (it looks like a pickle / torch.save file: only *.pt / *.pth are read that way, and never"
@@ -152,6 +173,8 @@ def _load_safetensors(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
 
 
 def _load_pt(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    import torch
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)  # never a full unpickle
     except pickle.UnpicklingError as e:
@@ -176,13 +199,30 @@ def _load_pt(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return config, tensors
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, sha256: str | None = None) -> Checkpoint:
     """Read a checkpoint without executing anything in it; CheckpointError if it is
-    missing, not a vidfake checkpoint, another format version, or has a broken config."""
+    missing, not a vidfake checkpoint, another format version, or has a broken config.
+
+    ``sha256``: the file's digest when the caller has just computed it (``read_header``),
+    so a model load hashes its file once."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    sha = sha256 or file_sha256(path)
+    load = _load_pt if path.suffix.lower() in _PICKLE_SUFFIXES else _load_safetensors
+    config, tensors = load(path)
+    return Checkpoint(config=config, state_dict=tensors, path=str(path), sha256=sha)
+
+
+def read_header(path: str | os.PathLike) -> CheckpointHeader:
+    """A checkpoint's config and SHA-256 without its tensors (safetensors files; a
+    ``.pt`` file has no separate header and is read whole). Same errors as ``load_checkpoint``."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     sha = file_sha256(path)
-    load = _load_pt if path.suffix.lower() in _PICKLE_SUFFIXES else _load_safetensors
-    config, tensors = load(path)
-    return Checkpoint(config=config, state_dict=tensors, path=str(path), sha256=sha)
+    if path.suffix.lower() in _PICKLE_SUFFIXES:
+        config, _ = _load_pt(path)
+    else:
+        config, _ = _load_safetensors(path, weights=False)
+    return CheckpointHeader(config=config, path=str(path), sha256=sha)

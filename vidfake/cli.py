@@ -5,15 +5,36 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from vidfake import __version__
 
 
+def _add_debug_log(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug-log", type=Path, metavar="FILE",
+                   help="append debug messages, with the traceback of any file that failed unexpectedly, to FILE "
+                        "(such a file's result says so; the run goes on either way)")
+
+
+@contextmanager
+def _debug_log(path: Path | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    from vidfake.extract.failures import close_debug_log, open_debug_log
+
+    handler = open_debug_log(path)
+    try:
+        yield
+    finally:
+        close_debug_log(handler)
+
+
 def _add_extract(sub: argparse._SubParsersAction) -> None:
     from vidfake.extract.crop import CropConfig
-    from vidfake.extract.detect import DetectorConfig
+    from vidfake.extract.detect_config import DetectorConfig
 
     det, crop = DetectorConfig(), CropConfig()
     p = sub.add_parser(
@@ -50,6 +71,7 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
                    help="full face search on every K-th sampled frame, tracked and checked between (1 = every frame)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_debug_log(p)
     p.set_defaults(func=_run_extract)
 
 
@@ -87,7 +109,7 @@ def _run_extract(args: argparse.Namespace) -> int:
         summary = run_extraction(
             items, labels, args.out, config,
             OutputOptions(args.image_format, args.quality, audio=args.audio),
-            workers=args.workers, resume=args.resume, progress=not args.no_progress,
+            workers=args.workers, resume=args.resume, progress=not args.no_progress, debug_log=args.debug_log,
         )
     except ExtractError as error:
         print(f"vidfake extract: {error}", file=sys.stderr)
@@ -116,11 +138,16 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         description=(
             "Detect and track faces, run the model on every face track and aggregate to one "
             "calibrated probability per file (a file is fake if any face in it is fake). "
-            "Statuses: ok, no_face (score null), unreadable, unsupported."
+            "Statuses: ok, no_face (score null), unreadable, unsupported. "
+            "Try it: `vidfake score --example` scores the short real talking-face clip that ships "
+            "with vidfake; `vidfake score my_video.mp4` scores your own file."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", type=Path, help="videos, images, or folders of them")
+    p.add_argument("inputs", nargs="*", type=Path, help="videos, images, or folders of them")
+    p.add_argument("--example", action="store_true",
+                   help="also score the example clip that ships with vidfake (3 s, a real talking face with "
+                        "speech, GRID corpus, CC BY 4.0); alone, score just that clip")
     p.add_argument("--checkpoint", type=Path, help="model checkpoint (.safetensors) made by vidfake (default: the packaged default model; see `vidfake models`)")
     p.add_argument("--json", action="store_true", help="print one JSON object per input instead of a table")
     p.add_argument("--out", type=Path, help="also write results: .csv (path,score,label,status) or .jsonl (full records)")
@@ -130,6 +157,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="override the checkpoint's plan with uniform:N frames")
     p.add_argument("--plan", help="override the checkpoint's sampling plan (uniform:N, clips:NxL[/S], every:K, all)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_debug_log(p)
     p.set_defaults(func=_run_score)
 
 
@@ -140,11 +168,18 @@ def _run_score(args: argparse.Namespace) -> int:
     from vidfake.reports import write_results
     from vidfake.scoring import Scorer
 
+    from vidfake.examples import ExampleMissingError, example_path
+
+    if not args.inputs and not args.example:
+        print("vidfake score: give videos, images or folders to score, or --example for the clip that ships "
+              "with vidfake", file=sys.stderr)
+        return 2
     plan = f"uniform:{args.frames}" if args.frames else args.plan
     try:  # the scorer's ExtractConfig rejects a bad --plan with a PlanError
-        items = collect_media(args.inputs)
+        inputs = [*args.inputs, example_path()] if args.example else args.inputs
+        items = collect_media(inputs)
         scorer = Scorer(args.checkpoint, device=args.device, plan=plan)
-    except (PlanError, ExtractError, CheckpointError) as error:
+    except (PlanError, ExtractError, CheckpointError, ExampleMissingError) as error:
         print(f"vidfake score: {error}", file=sys.stderr)
         return 2
     if not items:
@@ -153,11 +188,15 @@ def _run_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     verdicts = []
-    for item in tqdm(items, unit="file", disable=args.no_progress or len(items) < 2, dynamic_ncols=True):
-        verdict = scorer.score_image(item.path) if item.kind == "image" else scorer.score_video(item.path)
-        verdicts.append(verdict)
-        if args.json:
-            print(json.dumps(verdict.to_dict()), flush=True)
+    try:
+        for item in tqdm(items, unit="file", disable=args.no_progress or len(items) < 2, dynamic_ncols=True):
+            verdict = scorer.score_image(item.path) if item.kind == "image" else scorer.score_video(item.path)
+            verdicts.append(verdict)
+            if args.json:
+                print(json.dumps(verdict.to_dict()), flush=True)
+    except CheckpointError as error:  # the model is built on the first readable file
+        print(f"vidfake score: {error}", file=sys.stderr)
+        return 2
     if not args.json:
         _print_table(verdicts)
     write_results(verdicts, csv_or_jsonl=args.out, submission=args.submission)
@@ -249,6 +288,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--json", action="store_true", help="print metrics.json")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_debug_log(p)
     p.set_defaults(func=_run_eval)
 
 
@@ -307,7 +347,12 @@ def _run_eval(args: argparse.Namespace) -> int:
         print(f"AUC {v['auc']:.4f} [{v['auc_ci'][0]:.4f}, {v['auc_ci'][1]:.4f}]  log loss {v['log_loss']:.4f}  "
               f"TPR@FPR=1e-3 {v['tpr_at_fpr_1e-3']:.3f}  EER {v['eer']:.3f}  accuracy {v['accuracy']:.3f}")
         print(f"report: {args.out / 'report.md'}")
-    return 0
+    # scoring a set: files that could not be scored make the exit code 1 (recomputing does not)
+    failed = 0 if args.predictions else sum(metrics["coverage"].get(s, 0) for s in ("unreadable", "unsupported"))
+    if failed:
+        print(f"vidfake eval: {failed} file(s) could not be scored (unreadable or unsupported); "
+              f"see the status column of {pred_path}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _add_calibrate(sub: argparse._SubParsersAction) -> None:
@@ -336,6 +381,9 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="with --data: the run's data.seed")
     p.add_argument("--clean", action="store_true",
                    help="with --data: do not degrade the validation clips with the training augmentations")
+    p.add_argument("--bias", action="store_true",
+                   help="also fit an offset (Platt scaling, classes weighed equally): for a model whose scores "
+                        "lean toward one class on new data, which a temperature alone cannot undo")
     p.set_defaults(func=_run_calibrate)
 
 
@@ -354,11 +402,12 @@ def _run_calibrate(args: argparse.Namespace) -> int:
                 degrade=not args.clean,
             )
             print(f"validation predictions: {predictions}")
-        result = calibrate_checkpoint(args.checkpoint, predictions, args.out)
+        result = calibrate_checkpoint(args.checkpoint, predictions, args.out, bias=args.bias)
     except (CalibrationError, CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"vidfake calibrate: {error}", file=sys.stderr)
         return 2
-    print(f"temperature {result['temperature_before']:.4g} -> {result['temperature']:.4g} on {result['n']} files; "
+    offset = f", bias {result['bias_before']:.4g} -> {result['bias']:.4g}" if args.bias else ""
+    print(f"temperature {result['temperature_before']:.4g} -> {result['temperature']:.4g}{offset} on {result['n']} files; "
           f"log loss {result['log_loss_before']:.4f} -> {result['log_loss_after']:.4f}; wrote {args.out}")
     return 0
 
@@ -400,7 +449,7 @@ def _run_models(args: argparse.Namespace) -> int:
         f"lip-sync head {'yes' if info['sync_head'] else 'no'}, blend-mask head {'yes' if info['mask_head'] else 'no'}, "
         f"{info['parameters'] / 1e6:.1f}M parameters",
         f"  plan         {info['plan']}",
-        f"  calibration  temperature {info['temperature']}, threshold {info['threshold']}",
+        f"  calibration  temperature {info['temperature']}, bias {info['bias']}, threshold {info['threshold']}",
     ]
     if training.get("untrained"):
         lines.append("  training     none: untrained weights, scores mean nothing")
@@ -443,6 +492,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, default=d.data_dir, help="job database, uploads and face thumbnails")
     p.add_argument("--db", type=Path, help="SQLite job database; without it, DATA_DIR/jobs.sqlite3")
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help="larger uploads get 413")
+    p.add_argument("--upload-timeout", type=float, default=d.upload_timeout_s,
+                   help="seconds the whole upload may take; a slower client gets 408 and its connection closed")
     p.add_argument("--max-duration", type=float, default=d.max_duration_s, help="longer videos (seconds) get 422")
     p.add_argument("--max-resolution", default="x".join(map(str, d.max_resolution)),
                    help="larger frames (either orientation) get 422")
@@ -477,7 +528,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     try:
         settings = ServeSettings(
             checkpoint=checkpoint.resolve(), data_dir=args.data_dir.resolve(), db_path=args.db, workers=args.workers,
-            device=args.device, max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
+            device=args.device, max_upload_mb=args.max_upload_mb, upload_timeout_s=args.upload_timeout,
+            max_duration_s=args.max_duration,
             max_resolution=parse_resolution(args.max_resolution), queue_max=args.queue_size,
             job_timeout_s=args.job_timeout, retention_hours=args.retention_hours,
             token=args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None),
@@ -526,6 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidfake",
         description="Video deepfake detection: face extraction, temporal scoring and evaluation.",
+        epilog="Start here: `vidfake score --example` scores the clip that ships with vidfake; "
+               "`vidfake score my_video.mp4` scores your own.",
     )
     parser.add_argument("--version", action="version", version=f"vidfake {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -548,7 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    with _debug_log(getattr(args, "debug_log", None)):
+        return args.func(args)
 
 
 if __name__ == "__main__":

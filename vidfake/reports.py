@@ -47,6 +47,8 @@ def write_timelines(verdicts: Sequence[Verdict], folder: Path) -> list[Path]:
             continue
         times = [point["time"] for point in v.timeline]
         scores = [point["score"] for point in v.timeline]
+        segments = [point.get("segment", 0) for point in v.timeline]
         title = f"{Path(v.path).name}: {v.label} ({v.score:.3f})"
-        written.append(plot_timeline(times, scores, folder / f"{Path(v.path).stem}_timeline.png", v.threshold, title))
+        written.append(plot_timeline(times, scores, folder / f"{Path(v.path).stem}_timeline.png", v.threshold, title,
+                                     segments=segments))
     return written

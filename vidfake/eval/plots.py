@@ -276,16 +276,31 @@ def _missing_spans(t: np.ndarray, missing: np.ndarray) -> list[tuple[float, floa
     return spans
 
 
-def plot_timeline(times, scores, path: str | Path, threshold: float, title: str = "Per-frame scores") -> Path:
+def timeline_line(times: np.ndarray, scores: np.ndarray, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The timeline's line as (x, y), in time order: a NaN wherever the segment changes,
+    so the line stops at the end of one sampled run and starts again at the next."""
+    breaks = np.flatnonzero(np.diff(segments) != 0) + 1
+    return np.insert(times, breaks, np.nan), np.insert(scores, breaks, np.nan)
+
+
+def plot_timeline(
+    times, scores, path: str | Path, threshold: float, title: str = "Per-frame scores", segments=None
+) -> Path:
     """Per-frame score timeline of one video: score (P(fake), [0, 1]) against seconds,
     the threshold as a horizontal line, frames above it marked, and frames without a
-    score (None / NaN: no face, unreadable) shown as shaded gaps in the line."""
+    score (None / NaN: no face, unreadable) shown as shaded gaps in the line.
+
+    ``segments`` (one id per frame, a verdict timeline's ``segment``) breaks the line
+    between runs of the sampling plan: nothing was measured in the frames between them."""
     t = _as_float_array(times, "times")
     s = _as_float_array(scores, "scores")
     if t.shape != s.shape:
         raise ValueError(f"times and scores differ in length: {t.size} vs {s.size}")
+    c = np.zeros(t.size, np.int64) if segments is None else np.asarray(segments, np.int64).reshape(-1)
+    if c.shape != t.shape:
+        raise ValueError(f"times and segments differ in length: {t.size} vs {c.size}")
     order = np.argsort(t, kind="stable")
-    t, s = t[order], s[order]
+    t, s, c = t[order], s[order], c[order]
     missing = ~np.isfinite(s)
 
     fig = _new_figure(TIMELINE_FIGSIZE)
@@ -293,7 +308,7 @@ def plot_timeline(times, scores, path: str | Path, threshold: float, title: str 
     for k, (a, b) in enumerate(_missing_spans(t, missing)):
         ax.axvspan(a, b, color="lightgrey", alpha=0.6, linewidth=0,
                    label=f"no score ({int(missing.sum())} frames)" if k == 0 else None)
-    ax.plot(t, s, color="tab:blue", linewidth=1.5, marker="o", markersize=3, label="frame score")
+    ax.plot(*timeline_line(t, s, c), color="tab:blue", linewidth=1.5, marker="o", markersize=3, label="frame score")
     above = np.isfinite(s) & (s >= threshold)
     if above.any():
         ax.plot(t[above], s[above], linestyle="none", marker="o", markersize=4, color=FAKE_COLOR,
@@ -320,4 +335,5 @@ __all__ = [
     "plot_roc",
     "plot_score_histograms",
     "plot_timeline",
+    "timeline_line",
 ]

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from vidfake.extract.labels import LabelInfo, LabelResolver
+from vidfake.extract.failures import file_failure, open_debug_log
 from vidfake.extract.media_types import media_kind
 from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaFaces
 from vidfake.extract.video import DecodeError, NoAudioError, read_audio
@@ -180,9 +181,11 @@ class _Worker:
     extractor: FaceExtractor | None = None
 
     @classmethod
-    def init(cls, config: ExtractConfig, threads: int) -> None:
+    def init(cls, config: ExtractConfig, threads: int, debug_log: Path | None = None) -> None:
         import torch
 
+        if debug_log is not None:  # a spawned worker starts without the parent's log handlers
+            open_debug_log(debug_log)
         torch.set_num_threads(threads)
         cls.extractor = FaceExtractor(config)
 
@@ -203,10 +206,9 @@ def process_item(item: MediaItem, label: LabelInfo, out_dir: Path, options: Outp
             result = extractor.extract_image(item.path)
         else:
             result = extractor.extract_video(item.path)
-    except DecodeError as error:
-        return {**base, "status": "error", "reason": str(error)}
     except Exception as error:  # noqa: BLE001 - one odd file must not end a run of thousands
-        return {**base, "status": "error", "reason": f"unexpected {type(error).__name__} while decoding: {error}"}
+        failure = file_failure(error, item.path)
+        return {**base, "status": failure.status, "reason": failure.reason}
     if not result.faces:
         return {**base, "status": "no_face", "reason": f"no face found in {len(result.frame_indices)} sampled frames",
                 "info": asdict(result.info)}
@@ -220,9 +222,14 @@ def process_item(item: MediaItem, label: LabelInfo, out_dir: Path, options: Outp
         "tracks": write_crops(result, item, out_dir, options),
         "warnings": result.warnings,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
+        "rotation_retry": result.rotation_retry,  # the crops come from frames turned this much (see warnings)
     }
     if options.audio and item.kind == "video":
-        record["audio"] = write_audio(item, out_dir)
+        try:
+            record["audio"] = write_audio(item, out_dir)
+        except DecodeError as error:  # the faces are good; only the sound track is damaged
+            record["audio"] = None
+            record["warnings"] = [*record["warnings"], f"audio not written: {error}"]
     return record
 
 
@@ -281,8 +288,10 @@ def run_extraction(
     workers: int = 1,
     resume: bool = False,
     progress: bool = True,
+    debug_log: Path | None = None,
 ) -> RunSummary:
-    """Extract every item into ``out_dir``. Failures are recorded and the run goes on."""
+    """Extract every item into ``out_dir``. Failures are recorded and the run goes on;
+    ``debug_log`` is where worker processes send their debug messages (tracebacks)."""
     from tqdm import tqdm
 
     _prepare_out_dir(out_dir, config, options, resume)
@@ -315,7 +324,7 @@ def run_extraction(
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)
             with ProcessPoolExecutor(
-                workers, mp_context=get_context("spawn"), initializer=_Worker.init, initargs=(config, threads)
+                workers, mp_context=get_context("spawn"), initializer=_Worker.init, initargs=(config, threads, debug_log)
             ) as pool:
                 futures = [pool.submit(_process_in_worker, item, labels.lookup(item.path), out_dir, options) for item in todo]
                 for future in as_completed(futures):

@@ -9,29 +9,23 @@ minimum size. Boxes and landmarks are mapped back to full-resolution coordinates
 crops): the pipeline runs the full detector on some sampled frames and lets the tracker
 predict where each face is on the frames between, which O-Net confirms and corrects for
 a fraction of the cost of a full pyramid search.
+
+torch is imported inside the functions that use it: the pipeline imports this module for
+its types, and a file can be probed (and refused) without paying seconds for torch.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from vidfake.extract.detect_config import DetectorConfig  # re-exported: it lives apart so reading it needs no torch
 
-@dataclass(frozen=True)
-class DetectorConfig:
-    """Every detector threshold in one place; saved with extraction records and checkpoints."""
-
-    max_side: int = 640  # detection copy's long side, pixels
-    min_face_size: int = 20  # smallest face searched, pixels at detection scale
-    stage_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-Net
-    min_score: float = 0.9  # detections below this confidence are dropped
-    batch_size: int = 16  # frames per MTCNN call
-    keyframe_interval: int = 4  # full search on every k-th sampled frame; 1 = every frame
-    device: str = "cpu"
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -64,6 +58,8 @@ def downscale(frames: np.ndarray, max_side: int) -> np.ndarray:
     if scale >= 1.0:
         return frames
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    import torch
+
     batch = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     return _resample(batch, size).permute(0, 2, 3, 1).contiguous().numpy()
 
@@ -73,6 +69,7 @@ class FaceDetector:
     ``scale`` maps results back to the full-resolution frame."""
 
     def __init__(self, config: DetectorConfig | None = None):
+        import torch
         from facenet_pytorch import MTCNN
 
         self.config = config or DetectorConfig()
@@ -87,6 +84,8 @@ class FaceDetector:
 
     def detect(self, small_frames: np.ndarray, scale: float) -> list[FrameDetections]:
         """Full MTCNN search on each detection-copy frame (uint8 ``(B,h,w,3)``)."""
+        import torch
+
         results: list[FrameDetections] = []
         for start in range(0, len(small_frames), self.config.batch_size):
             batch = torch.as_tensor(small_frames[start : start + self.config.batch_size], device=self.device)
@@ -107,6 +106,8 @@ class FaceDetector:
     def refine(self, small_frames: np.ndarray, scale: float, boxes: list[np.ndarray]) -> list[FrameDetections]:
         """Confirm and correct predicted full-resolution ``boxes`` (one ``(N,4)`` array per
         frame) with O-Net. A box O-Net rejects is dropped from the result."""
+        import torch
+
         crops, owners, squares = [], [], []
         frames = torch.as_tensor(small_frames, device=self.device).permute(0, 3, 1, 2).float()
         for frame_i, frame_boxes in enumerate(boxes):
@@ -147,6 +148,8 @@ def _square(box: np.ndarray) -> np.ndarray:
 
 def _crop_padded(frame: torch.Tensor, box: np.ndarray, size: int) -> torch.Tensor:
     """A ``(3,size,size)`` resample of ``box`` from a ``(3,H,W)`` float frame; outside is black."""
+    import torch
+
     _, height, width = frame.shape
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
@@ -158,6 +161,8 @@ def _crop_padded(frame: torch.Tensor, box: np.ndarray, size: int) -> torch.Tenso
 
 
 def _resample(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    import torch.nn.functional as F
+
     return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 

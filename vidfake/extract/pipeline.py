@@ -13,11 +13,13 @@ frame where a predicted face is not confirmed gets the full search).
 from __future__ import annotations
 
 import json
+import struct
 import time
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +36,28 @@ from vidfake.extract.track import (
     link_detections,
     select_tracks,
 )
-from vidfake.extract.video import Backend, DecodeError, VideoInfo, open_video
+from vidfake.extract.video import (
+    Backend,
+    DecodeError,
+    VideoInfo,
+    VideoProbe,
+    open_video,
+    probe_packets,
+    turn_frames,
+)
 
 
 class MediaError(DecodeError):
     """Input the pipeline refuses (unreadable image, resolution beyond the limit)."""
+
+
+RETRY_TURNS = (90, 270)  # counterclockwise turns searched when a video has no upright face
+
+
+# What Pillow raises on a damaged image, by plugin: OSError (truncated data, bad mode),
+# SyntaxError (a PNG chunk or JPEG marker that is not one), ValueError and struct.error
+# (header fields out of range), EOFError (data ends inside a header), and its bomb check.
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -79,11 +98,18 @@ class ExtractConfig:
 
 @dataclass
 class FaceClip:
-    """One tracked face: its track and crops aligned with ``track.frame_indices``."""
+    """One tracked face: its track and crops aligned with ``track.frame_indices``
+    (both None when the crops were handed to a ``CropSink`` instead of kept)."""
 
     track: FaceTrack
-    crops: np.ndarray  # (T,S,S,3) uint8
+    crops: np.ndarray | None  # (T,S,S,3) uint8
     mouths: np.ndarray | None  # (T,M,M,3) uint8
+    source_id: int = -1  # the track's id while the video was read: what a crop sink was told
+
+
+# Takes one provisional track's crops from one segment, in frame order:
+# (track_id, frame_indices, timestamps, crops (T,S,S,3), mouths (T,M,M,3) or None).
+CropSink = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], None]
 
 
 @dataclass(frozen=True)
@@ -105,6 +131,7 @@ class MediaFaces:
     faces: list[FaceClip]
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    rotation_retry: int = 0  # degrees counterclockwise the frames were turned to find faces (0: upright)
 
 
 @contextmanager
@@ -118,11 +145,15 @@ def _timed(totals: dict[str, float], stage: str) -> Iterator[None]:
 
 
 class FaceExtractor:
-    """Holds the detector (load it once, reuse it across files)."""
+    """Holds the detector (loaded on the first file that needs it, then reused), so a
+    run of files that all fail their probe never loads it."""
 
     def __init__(self, config: ExtractConfig | None = None):
         self.config = config or ExtractConfig()
-        self.detector = FaceDetector(self.config.detector)
+
+    @cached_property
+    def detector(self) -> FaceDetector:
+        return FaceDetector(self.config.detector)
 
     def _check_size(self, path: Path, width: int, height: int) -> None:
         if width * height > self.config.max_pixels:
@@ -131,12 +162,54 @@ class FaceExtractor:
                 "downscale the video first or raise max_pixels"
             )
 
-    def extract_video(self, path: str | Path) -> MediaFaces:
+    def probe(self, path: str | Path, kind: str) -> VideoProbe | None:
+        """Check a file before any detector or model is needed: it exists, is not empty,
+        opens as a video with frames (packet headers only) or as an image (its header),
+        and is within the pixel limit. Raises DecodeError / MediaError as extraction
+        would; returns the video's probe for ``extract_video(probed=...)``."""
         path = Path(path)
+        if kind == "image":
+            width, height = probe_image(path)
+            self._check_size(path, width, height)
+            return None
+        probed = probe_packets(path)
+        self._check_size(path, probed[0].width, probed[0].height)
+        return probed
+
+    def extract_video(
+        self, path: str | Path, probed: VideoProbe | None = None, sink_for: Callable[[int], CropSink] | None = None
+    ) -> MediaFaces:
+        """Faces of the planned frames. When none is found upright, the frames are searched
+        again turned 90 and 270 degrees (a phone clip whose rotation flag is wrong, or a clip
+        stored sideways); the turn that finds the most face frames is kept and recorded in
+        ``MediaFaces.rotation_retry``, boxes then being in the turned frame's coordinates.
+
+        ``sink_for(turn)``: a sink per search that takes the crops segment by segment as they
+        are cut, so they are not all held until the end (the faces then carry no crops; the
+        sink of the search whose ``rotation_retry`` is returned has the ones that count)."""
+        path = Path(path)
+        probed = probed if probed is not None else probe_packets(path)
+        faces = self._extract_turned(path, probed, 0, None if sink_for is None else sink_for(0))
+        if faces.faces:
+            return faces
+        spent = Counter(faces.timings)
+        for turn in RETRY_TURNS:
+            turned = self._extract_turned(path, probed, turn, None if sink_for is None else sink_for(turn))
+            spent.update(turned.timings)
+            if _face_frames(turned) > _face_frames(faces):
+                faces = turned
+        faces.timings = dict(spent)  # the retries' time is part of this file's cost
+        if faces.rotation_retry:
+            faces.warnings.append(
+                f"no face upright: faces were found with the frames turned {faces.rotation_retry} degrees "
+                "counterclockwise (a wrong rotation flag, or a clip stored sideways); boxes are in the turned frame")
+        return faces
+
+    def _extract_turned(self, path: Path, probed: VideoProbe, turn: int, sink: CropSink | None) -> MediaFaces:
         cfg = self.config
         timings: dict[str, float] = defaultdict(float)
         with _timed(timings, "decode"):
-            reader = open_video(path, cfg.decoder)
+            reader = open_video(path, cfg.decoder, probed)
         info = reader.info
         self._check_size(path, info.width, info.height)
         wanted = parse_plan(cfg.plan).indices(info.num_frames)
@@ -156,6 +229,7 @@ class FaceExtractor:
                     seg_indices, frames = next(reader.iter_chunks(segment, len(segment)), (None, None))
                 if seg_indices is None:
                     break
+                frames = turn_frames(frames, turn)
                 with _timed(timings, "detect"):
                     small = downscale(frames, cfg.detector.max_side)
                     detections += self._detect_segment(small, scale, detections)
@@ -169,6 +243,8 @@ class FaceExtractor:
                         tracks = select_tracks(tracks, len(decoded), cfg.tracker)
                 with _timed(timings, "crop"):
                     self._crop_segment(frames, first_step, tracks, decoded, crops)
+                if sink is not None:
+                    _hand_over(crops, first_step, decoded, reader.timestamps, sink)
                 del frames, small
             timestamps = reader.timestamps[np.asarray(decoded, dtype=np.int64)]
 
@@ -180,7 +256,8 @@ class FaceExtractor:
         with _timed(timings, "track"):
             tracks = select_tracks(tracks, len(decoded), cfg.tracker)
         faces = self._assemble(tracks, decoded, crops)
-        return MediaFaces("video", info, cfg.plan, np.asarray(decoded), timestamps, faces, warnings, dict(timings))
+        return MediaFaces("video", info, cfg.plan, np.asarray(decoded), timestamps, faces, warnings, dict(timings),
+                          rotation_retry=turn)
 
     def _detect_segment(
         self, small: np.ndarray, scale: float, history: list[FrameDetections]
@@ -242,9 +319,12 @@ class FaceExtractor:
             if not kept:
                 continue
             track.boxes = np.stack([k[2] for k in kept]).astype(np.float32)
-            track.track_id = new_id
+            source_id, track.track_id = track.track_id, new_id
+            if kept[0][0] is None:  # streamed: the sink has the crops
+                faces.append(FaceClip(track, None, None, source_id))
+                continue
             mouths = np.stack([k[1] for k in kept]) if self.config.mouths else None
-            faces.append(FaceClip(track, np.stack([k[0] for k in kept]), mouths))
+            faces.append(FaceClip(track, np.stack([k[0] for k in kept]), mouths, source_id))
         return faces
 
     def extract_image(self, path: str | Path) -> MediaFaces:
@@ -270,6 +350,40 @@ class FaceExtractor:
         return MediaFaces("image", info, "image", zero, np.zeros(1), faces, [], dict(timings))
 
 
+def _hand_over(crops: dict, first_step: int, decoded: list[int], timestamps: np.ndarray, sink: CropSink) -> None:
+    """Give the sink the crops cut in the segment starting at ``first_step``, one call per
+    track in frame order, keeping only the boxes they were cut at."""
+    by_track: dict[int, list[int]] = defaultdict(list)
+    for track_id, step in crops:
+        if step >= first_step:
+            by_track[track_id].append(step)
+    for track_id, steps in sorted(by_track.items()):
+        steps.sort()
+        cut = [crops[(track_id, step)] for step in steps]
+        frames = np.asarray([decoded[step] for step in steps], np.int64)
+        mouths = np.stack([c[1] for c in cut]) if cut[0][1] is not None else None
+        sink(track_id, frames, timestamps[frames], np.stack([c[0] for c in cut]), mouths)
+        for step, (_, _, box) in zip(steps, cut):
+            crops[(track_id, step)] = (None, None, box)
+
+
+def _face_frames(faces: MediaFaces) -> int:
+    return sum(len(face.track) for face in faces.faces)
+
+
+def probe_image(path: Path) -> tuple[int, int]:
+    """An image's upright (width, height) from its header alone; MediaError as ``load_image``."""
+    if not path.exists() or path.stat().st_size == 0:
+        raise MediaError(f"{path}: missing or empty file")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation: 5-8 turn the image a quarter
+    except IMAGE_ERRORS as error:
+        raise MediaError(f"{path}: not a readable image ({type(error).__name__}: {error})") from None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def load_image(path: Path) -> np.ndarray:
     """RGB uint8, upright per its EXIF orientation (phone photos store it there)."""
     if not path.exists() or path.stat().st_size == 0:
@@ -277,5 +391,5 @@ def load_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.array(ImageOps.exif_transpose(image).convert("RGB"))
-    except (OSError, Image.DecompressionBombError, ValueError) as error:
-        raise MediaError(f"{path}: not a readable image ({error})") from None
+    except IMAGE_ERRORS as error:
+        raise MediaError(f"{path}: not a readable image ({type(error).__name__}: {error})") from None

@@ -92,6 +92,9 @@ class _StreamIndex:
     keyframes: np.ndarray  # frame indices of keyframes, sorted
 
 
+VideoProbe = tuple[VideoInfo, _StreamIndex]  # what ``probe_packets`` returns and ``open_video`` accepts
+
+
 def _open_container(path: Path, require_video: bool = True) -> av.container.InputContainer:
     if not path.exists():
         raise DecodeError(f"{path}: no such file")
@@ -102,11 +105,22 @@ def _open_container(path: Path, require_video: bool = True) -> av.container.Inpu
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as error:
-        raise DecodeError(f"{path}: not a readable video ({error})") from None
+        reason = getattr(error, "strerror", None) or str(error)  # FFmpeg's words without errno and path
+        raise DecodeError(f"{path}: not a readable video ({reason})") from None
     if require_video and not container.streams.video:
         container.close()
         raise DecodeError(f"{path}: contains no video stream")
+    if require_video and container.streams.video[0].codec_context is None:
+        container.close()  # PyAV gives no codec context when the header names no decoder FFmpeg has
+        raise DecodeError(f"{path}: the video stream's codec is unknown to FFmpeg (a damaged header or an "
+                          "unsupported codec); re-encode it, e.g. to H.264")
     return container
+
+
+def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
+    """The first audio stream FFmpeg can decode (one whose codec is unknown, as in a
+    damaged header, counts as no audio rather than failing the video)."""
+    return next((s for s in container.streams.audio if s.codec_context is not None), None)
 
 
 def _scan_packets(container: av.container.InputContainer, path: Path) -> _StreamIndex:
@@ -125,6 +139,8 @@ def _scan_packets(container: av.container.InputContainer, path: Path) -> _Stream
         pass  # a truncated file: keep the packets read before the damage
     if not pts:
         raise DecodeError(f"{path}: video stream has no frames")
+    if stream.time_base is None:
+        raise DecodeError(f"{path}: the video stream has no time base, so its frames cannot be timed")
     order = np.unique(np.asarray(pts, dtype=np.int64))  # presentation order, duplicates dropped
     key_pts = np.asarray([k for k in keys if k is not None], dtype=np.int64)
     key_idx = np.unique(np.searchsorted(order, key_pts)) if key_pts.size else np.array([0])
@@ -132,17 +148,19 @@ def _scan_packets(container: av.container.InputContainer, path: Path) -> _Stream
     return _StreamIndex(pts=order, timestamps=order * time_base, keyframes=key_idx)
 
 
-def _first_frame_rotation(path: Path) -> int:
+def _first_frame(path: Path) -> tuple[int, int, int]:
+    """The display rotation and the stored width and height of the first frame that
+    decodes (0, 0, 0 when none does)."""
     # a fresh container rather than seek(0): some demuxers (FLV without an index) refuse to seek
     container = _open_container(path)
     try:
         frame = next(container.decode(video=0))
     except (StopIteration, av.error.FFmpegError):
-        return 0
+        return 0, 0, 0
     finally:
         container.close()
     rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
-    return rotation if rotation in (0, 90, 180, 270) else 0
+    return (rotation if rotation in (0, 90, 180, 270) else 0), frame.width, frame.height
 
 
 def _probe(path: Path) -> tuple[VideoInfo, _StreamIndex]:
@@ -150,8 +168,8 @@ def _probe(path: Path) -> tuple[VideoInfo, _StreamIndex]:
     try:
         stream = container.streams.video[0]
         index = _scan_packets(container, path)
-        rotation = _first_frame_rotation(path)
-        audio = container.streams.audio[0] if container.streams.audio else None
+        rotation, first_width, first_height = _first_frame(path)
+        audio = _audio_stream(container)
         n = len(index.pts)
         span = float(index.timestamps[-1] - index.timestamps[0]) if n > 1 else 0.0
         rate = float(stream.average_rate) if stream.average_rate else 0.0
@@ -159,6 +177,10 @@ def _probe(path: Path) -> tuple[VideoInfo, _StreamIndex]:
         if span > 0 and abs((n - 1) / span - fps) / fps > 0.05:
             fps = (n - 1) / span  # the header's rate disagrees with the timestamps: trust them
         width, height = stream.codec_context.width, stream.codec_context.height
+        if width <= 0 or height <= 0:  # a header without the frame size: take the decoded one
+            width, height = first_width, first_height
+        if width <= 0 or height <= 0:
+            raise DecodeError(f"{path}: the video's frame size is unknown and no frame decodes")
         if rotation in (90, 270):
             width, height = height, width
         info = VideoInfo(
@@ -183,6 +205,29 @@ def _probe(path: Path) -> tuple[VideoInfo, _StreamIndex]:
 def probe(path: str | Path) -> VideoInfo:
     """Metadata without decoding pixels (one cheap pass over packet headers)."""
     return _probe(Path(path))[0]
+
+
+def probe_packets(path: str | Path) -> VideoProbe:
+    """``probe`` plus the packet index; hand both to ``open_video(probed=...)`` so a file
+    checked before any model loads is not scanned a second time."""
+    return _probe(Path(path))
+
+
+def turn_frames(frames: np.ndarray, degrees: int) -> np.ndarray:
+    """Frames ``(..., H, W, 3)`` turned ``degrees`` (a multiple of 90) counterclockwise,
+    as ``VideoInfo.rotation`` counts; unchanged for 0."""
+    if degrees % 360 == 0:
+        return frames
+    return np.ascontiguousarray(np.rot90(frames, k=(degrees % 360) // 90, axes=(-3, -2)))
+
+
+def _resized(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A frame brought to the video's probed (height, width): streams may change size
+    mid-way (legal in H.264 and VP9, common in damaged files), and every consumer needs
+    one frame geometry for boxes and tracks."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(frame).resize((size[1], size[0]), Image.BILINEAR))
 
 
 def _upright(frame: np.ndarray, rotation: int) -> np.ndarray:
@@ -261,8 +306,12 @@ class VideoReader(abc.ABC):
         if wanted.size and (wanted[0] < 0 or wanted[-1] >= self.info.num_frames):
             raise IndexError(f"frame indices must lie in [0, {self.info.num_frames}), got {wanted[0]}..{wanted[-1]}")
         rotation = 0 if self.decodes_upright else self.info.rotation
+        size = (self.info.height, self.info.width)
         for i, frame in self._decode_sorted(wanted, chunk_size):
-            yield i, _upright(frame, rotation)
+            frame = _upright(frame, rotation)
+            if frame.shape[:2] != size:
+                frame = _resized(frame, size)
+            yield i, frame
 
     @abc.abstractmethod
     def _decode_sorted(self, wanted: np.ndarray, chunk_size: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -380,16 +429,19 @@ class DecordReader(VideoReader):
             yield from zip(part.tolist(), frames)
 
 
-def open_video(path: str | Path, backend: Backend = "auto") -> VideoReader:
+def open_video(
+    path: str | Path, backend: Backend = "auto", probed: VideoProbe | None = None
+) -> VideoReader:
     """Open a video for reading.
 
     ``auto`` picks PyAV for sorted reads of a sampling plan (the extraction pipeline's
     pattern: it decodes forward and seeks only across keyframes; measured faster than
     decord on every benchmark clip, see benchmarks/) and on containers decord mis-seeks.
     ``decord`` is the fast random-access reader (training loaders, single frames);
-    it falls back to nothing and raises if it cannot read the file faithfully."""
+    it falls back to nothing and raises if it cannot read the file faithfully.
+    ``probed``: this file's ``probe_packets`` result, when the caller has it already."""
     path = Path(path)
-    info, index = _probe(path)
+    info, index = probed if probed is not None else _probe(path)
     if backend in ("auto", "pyav"):
         return PyAVReader(path, info, index)
     if backend != "decord":
@@ -407,9 +459,9 @@ def read_audio(path: str | Path, sample_rate: int = 16000) -> AudioTrack:
     path = Path(path)
     container = _open_container(path, require_video=False)
     try:
-        if not container.streams.audio:
-            raise NoAudioError(f"{path}: no audio stream")
-        stream = container.streams.audio[0]
+        stream = _audio_stream(container)
+        if stream is None:
+            raise NoAudioError(f"{path}: no audio stream" + (" FFmpeg can decode" if container.streams.audio else ""))
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         pieces: list[np.ndarray] = []
         start_time: float | None = None

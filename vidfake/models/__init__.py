@@ -10,11 +10,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from vidfake.checkpoint import CheckpointError, file_sha256
+from vidfake.checkpoint import CheckpointError, CheckpointHeader, file_sha256, read_header
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
     "DefaultModelError",
+    "checkpoint_header",
     "default_checkpoint",
     "describe_checkpoint",
     "resolve_checkpoint",
@@ -42,17 +43,21 @@ def default_checkpoint(verify: bool = True) -> Path:
             "pass --checkpoint PATH with a vidfake checkpoint."
         )
     if verify:
-        checksum_file = folder / _CHECKSUM_FILE
-        if not checksum_file.is_file():
-            raise DefaultModelError(f"{checksum_file} is missing: cannot verify the default model")
-        expected = checksum_file.read_text().split()[0].strip().lower()
-        actual = file_sha256(path)
-        if actual != expected:
-            raise DefaultModelError(
-                f"the default model {path} is damaged: SHA-256 {actual} does not match the "
-                f"recorded {expected}. Reinstall vidfake."
-            )
+        _check_default_digest(path, file_sha256(path))
     return path
+
+
+def _check_default_digest(path: Path, actual: str) -> None:
+    """Refuse the default model unless ``actual`` (its file's SHA-256) is the recorded one."""
+    checksum_file = _package_dir() / _CHECKSUM_FILE
+    if not checksum_file.is_file():
+        raise DefaultModelError(f"{checksum_file} is missing: cannot verify the default model")
+    expected = checksum_file.read_text().split()[0].strip().lower()
+    if actual != expected:
+        raise DefaultModelError(
+            f"the default model {path} is damaged: SHA-256 {actual} does not match the "
+            f"recorded {expected}. Reinstall vidfake."
+        )
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
@@ -60,13 +65,25 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
     return Path(path) if path is not None else default_checkpoint()
 
 
+def checkpoint_header(path: str | Path | None) -> CheckpointHeader:
+    """Config and SHA-256 of the checkpoint to load (the default model when ``path`` is
+    None), its file hashed once: that one digest also verifies the default model and
+    names the weights in every verdict (pass it on to ``load_checkpoint``)."""
+    if path is not None:
+        return read_header(path)
+    header = read_header(default_checkpoint(verify=False))
+    _check_default_digest(Path(header.path), header.sha256)
+    return header
+
+
 def describe_checkpoint(path: str | Path | None = None) -> dict:
     """What a checkpoint is (the default model when ``path`` is None): the facts a user
     needs before trusting its scores, read from the config saved inside it."""
     from vidfake.checkpoint import load_checkpoint
 
-    resolved = resolve_checkpoint(path)
-    checkpoint = load_checkpoint(resolved)
+    header = checkpoint_header(path)
+    resolved = Path(header.path)
+    checkpoint = load_checkpoint(resolved, sha256=header.sha256)
     config = checkpoint.config
     model = config.get("model", {})
     aggregation = config.get("aggregation", {})
@@ -86,6 +103,7 @@ def describe_checkpoint(path: str | Path | None = None) -> dict:
         "mask_head": bool(model.get("mask_head")),
         "plan": config.get("extract", {}).get("plan"),
         "temperature": aggregation.get("temperature"),
+        "bias": aggregation.get("bias", 0.0),
         "threshold": aggregation.get("threshold"),
         "training": config.get("training", {}),
         "card": config.get("card", {}),

@@ -4,16 +4,19 @@ Only HTTP lives here; what an endpoint does is a call into ``Service``. Everythi
 ``/v1`` and the OpenAPI schema need the bearer token when one is configured; the health
 checks never do (orchestrators probe them without secrets), and neither do the web
 page's static files, which hold no data: the page asks for the token and sends it with
-every API call. Swagger's /docs page is off because it loads scripts from a CDN, and the
-service must work offline.
+every API call. The /docs page (Swagger UI) works offline: its scripts come from the
+installed ``fastapi-offline`` package and are served here, never from a CDN; it sends the
+token the web page stored when it fetches the schema.
 """
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import uuid
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -25,13 +28,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import ClientDisconnect
 
 from vidfake import __version__
+from vidfake.examples import ExampleMissingError
 from vidfake.serve import schemas
 from vidfake.serve.config import ServeSettings
 from vidfake.serve.service import Service
-from vidfake.serve.store import STATUSES
+from vidfake.serve.store import STATUSES, Job
 from vidfake.serve.uploads import FIELD, UploadRejected, receive_upload
 
 STATIC_DIR = Path(__file__).parent / "static"
+log = logging.getLogger("vidfake.serve")
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 _UPLOAD_BODY = {
@@ -53,6 +58,12 @@ _UPLOAD_BODY = {
 
 def _error(status: int, description: str) -> dict:
     return {status: {"model": schemas.ErrorBody, "description": description}}
+
+
+def _job_created(job: Job) -> JSONResponse:
+    """202 with the new job's id and where to poll it (also in the Location header)."""
+    created = schemas.JobCreated(id=job.id, status=job.status, url=schemas.job_url(job.id))
+    return JSONResponse(created.model_dump(), status_code=202, headers={"Location": created.url})
 
 
 def _token_check(token: str | None) -> list:
@@ -134,10 +145,12 @@ def create_app(settings: ServeSettings, on_fatal: Callable[[str], None] | None =
         "/jobs", status_code=202, response_model=schemas.JobCreated, tags=["jobs"], openapi_extra=_UPLOAD_BODY,
         responses={
             **_error(400, "not a multipart upload with a 'file' field"),
+            **_error(408, "the upload took longer than --upload-timeout: the connection is closed"),
             **_error(413, "the upload is over --max-upload-mb"),
             **_error(415, "the content is not a video or an image"),
             **_error(422, "over the duration or resolution limit"),
             **_error(503, "the queue is full: retry after the Retry-After header's seconds"),
+            **_error(507, "the server's disk is full: the upload was discarded, no job was made"),
         },
     )
     async def create_job(request: Request) -> JSONResponse:
@@ -148,7 +161,7 @@ def create_app(settings: ServeSettings, on_fatal: Callable[[str], None] | None =
             service.refuse_if_full()
             received = await receive_upload(
                 request.headers.get("content-type", ""), request.headers.get("content-length"),
-                request.stream(), partial, settings.max_upload_bytes,
+                request.stream(), partial, settings.max_upload_bytes, settings.upload_timeout_s,
             )
             facts = await run_in_threadpool(service.check_upload, partial)
             job = await run_in_threadpool(service.enqueue, job_id, received, facts)
@@ -161,8 +174,29 @@ def create_app(settings: ServeSettings, on_fatal: Callable[[str], None] | None =
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        created = schemas.JobCreated(id=job.id, status=job.status, url=schemas.job_url(job.id))
-        return JSONResponse(created.model_dump(), status_code=202, headers={"Location": created.url})
+        return _job_created(job)
+
+    @api.post(
+        "/jobs/example", status_code=202, response_model=schemas.JobCreated, tags=["jobs"],
+        responses={
+            **_error(422, "the example is over the duration or resolution limit"),
+            **_error(500, "the example clip is missing from this install"),
+            **_error(503, "the queue is full: retry after the Retry-After header's seconds"),
+        },
+    )
+    async def create_example_job() -> JSONResponse:
+        """Score the example clip that ships with vidfake (3 s, a real talking face with
+        speech; GRID corpus, CC BY 4.0) without uploading anything: the server queues its
+        own copy, which is then a job like any other."""
+        try:
+            job = await run_in_threadpool(service.enqueue_example, uuid.uuid4().hex)
+        except UploadRejected as rejected:
+            return JSONResponse({"detail": rejected.message}, status_code=rejected.status, headers=rejected.headers)
+        except ExampleMissingError as error:
+            log.error("%s", error)  # the path is for the operator, not the client
+            return JSONResponse({"detail": "the example clip is not installed on this server: reinstall vidfake"},
+                                status_code=500)
+        return _job_created(job)
 
     @api.get("/jobs", response_model=schemas.JobList, tags=["jobs"])
     def list_jobs(
@@ -215,9 +249,17 @@ def create_app(settings: ServeSettings, on_fatal: Callable[[str], None] | None =
     # -- web page (static, no data, no token needed) -----------------------------------
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Swagger UI's own files, from the installed package (vidfake's static/ holds only its page)
+    app.mount("/docs/assets", StaticFiles(directory=str(resources.files("fastapi_offline") / "static")),
+              name="docs-assets")
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        """The API documentation: Swagger UI on this server's OpenAPI schema."""
+        return FileResponse(STATIC_DIR / "docs.html", media_type="text/html")
 
     return app

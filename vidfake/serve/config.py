@@ -32,6 +32,7 @@ class ServeSettings:
     workers: int = 1  # scoring processes, each with one model in memory
     device: str = "cpu"  # where each worker runs the model (cpu, cuda, cuda:N)
     max_upload_mb: float = 500.0  # larger uploads get 413 while streaming, before they are stored whole
+    upload_timeout_s: float = 60.0  # the whole upload body must arrive within this; slower ones get 408
     max_duration_s: float = 600.0  # longer videos get 422
     max_resolution: tuple[int, int] = (3840, 2160)  # either orientation; larger frames get 422
     queue_max: int = 100  # queued jobs beyond which uploads get 503 with Retry-After
@@ -51,7 +52,8 @@ class ServeSettings:
             problems.append("workers must be at least 1")
         if self.probe_workers < 1:
             problems.append("probe_workers must be at least 1")
-        for name in ("max_upload_mb", "max_duration_s", "job_timeout_s", "probe_timeout_s", "worker_start_timeout_s"):
+        for name in ("max_upload_mb", "upload_timeout_s", "max_duration_s", "job_timeout_s", "probe_timeout_s",
+                     "worker_start_timeout_s"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be positive")
         if self.queue_max < 1:

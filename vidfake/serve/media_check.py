@@ -13,6 +13,7 @@ references to other files or URLs (playlists, concat lists) are refused.
 from __future__ import annotations
 
 import re
+import struct
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,8 +68,8 @@ def inspect_media(path: Path) -> MediaFacts:
                 image_format, size = image.format, image.size
     except Image.DecompressionBombError as error:
         return MediaFacts("image", format="image", oversized=str(error))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        pass  # not an image Pillow knows: try it as a video
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error):
+        pass  # not an image Pillow knows (or one whose header lies): try it as a video
     if image_format in IMAGE_FORMATS:
         return MediaFacts("image", width=size[0], height=size[1], format=IMAGE_FORMATS[image_format])
     if image_format is not None and image_format not in ANIMATED_FORMATS:

@@ -14,6 +14,7 @@ nothing about what the children do.
 from __future__ import annotations
 
 import importlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -24,6 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 _CONTEXT = multiprocessing.get_context("spawn")
+log = logging.getLogger("vidfake.serve")
 
 
 class ChildError(RuntimeError):
@@ -55,8 +57,9 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(3)
 
 
-def _child_main(conn: Connection, handler_path: str, kwargs: dict, parent_pid: int) -> None:
+def _child_main(conn: Connection, handler_path: str, kwargs: dict, parent_pid: int, log_level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server, which stops the children
+    _log_like_parent(log_level)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     try:
         module_name, _, class_name = handler_path.partition(":")
@@ -78,6 +81,16 @@ def _child_main(conn: Connection, handler_path: str, kwargs: dict, parent_pid: i
             conn.send(reply)
         except (BrokenPipeError, OSError):
             return
+
+
+def _log_like_parent(level: int) -> None:
+    """vidfake's messages from the child (a traceback ``file_failure`` logs at DEBUG among
+    them) go to the stderr it shares with the server, at the server's level."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s [pid %(process)d] %(message)s"))
+    logger = logging.getLogger("vidfake")
+    logger.setLevel(level)
+    logger.addHandler(handler)
 
 
 class ChildProcess:
@@ -109,7 +122,9 @@ class ChildProcess:
         self.close()
         parent_conn, child_conn = _CONTEXT.Pipe(duplex=True)
         process = _CONTEXT.Process(
-            target=_child_main, args=(child_conn, self.handler_path, self.kwargs, os.getpid()),
+            target=_child_main,
+            args=(child_conn, self.handler_path, self.kwargs, os.getpid(),
+                  logging.getLogger("vidfake").getEffectiveLevel()),
             name=f"vidfake-{self.name}", daemon=True,
         )
         process.start()
@@ -132,6 +147,7 @@ class ChildProcess:
             raise ChildStartError(message[1], fatal=message[2])
         self.info = message[1]
         self._handshake_done = True
+        log.info("%s started (pid %s)", self.name, process.pid)
         return self.info
 
     def call(self, request: Any, timeout_s: float) -> Any:
@@ -153,6 +169,7 @@ class ChildProcess:
             self.close()
             raise ChildDied(_exit_description(code)) from None
         if reply[0] == "error":
+            log.debug("%s: the task raised:\n%s", self.name, reply[2])
             raise RuntimeError(reply[1])
         return reply[1]
 

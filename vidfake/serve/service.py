@@ -10,16 +10,18 @@ import fcntl
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from vidfake.examples import example_path
 from vidfake.serve.config import ServeSettings
 from vidfake.serve.media_check import MediaFacts, check_limits
 from vidfake.serve.retention import Janitor, remove_orphans
 from vidfake.serve.store import Job, JobStore, QueueFull
 from vidfake.serve.thumbnails import thumbnail_name
-from vidfake.serve.uploads import ReceivedUpload, UploadRejected
+from vidfake.serve.uploads import DISK_FULL_MESSAGE, ReceivedUpload, UploadRejected, is_disk_full
 from vidfake.serve.worker import ProbePool, ProbeUnavailable, ScoringPool
 
 log = logging.getLogger("vidfake.serve")
@@ -160,11 +162,30 @@ class Service:
         except QueueFull:
             final.unlink(missing_ok=True)
             raise self._busy(self.store.count("queued")) from None
+        except sqlite3.OperationalError as error:
+            final.unlink(missing_ok=True)
+            if is_disk_full(error):  # the job row could not be written: no job, no file
+                raise UploadRejected(507, DISK_FULL_MESSAGE) from None
+            raise
         except BaseException:
             final.unlink(missing_ok=True)
             raise
         self.scoring.notify()
         return job
+
+    def enqueue_example(self, job_id: str) -> Job:
+        """Queue the example clip that ships with vidfake, copied in as if it had been
+        uploaded, so it is checked, stored, kept and deleted like every upload."""
+        self.refuse_if_full()
+        source = example_path()
+        partial = self.partial_path(job_id)
+        try:
+            shutil.copyfile(source, partial)
+            facts = self.check_upload(partial)
+            return self.enqueue(job_id, ReceivedUpload(source.name, partial.stat().st_size), facts)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
     def delete(self, job_id: str) -> bool:
         """Remove a job, its upload and its thumbnails (a running job's worker finishes,

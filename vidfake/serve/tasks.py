@@ -60,7 +60,7 @@ class ScoreTask:
             margin = self.scorer.extract_config.crop.margin
             try:
                 faces = save_face_thumbnails(path, kind, record["tracks"], Path(request["faces_dir"]),
-                                             self.thumbnail_size, margin)
+                                             self.thumbnail_size, margin, turn=record.get("rotation_retry", 0))
             except (DecodeError, OSError):  # a frame that decoded for scoring fails now: keep the verdict
                 faces = []
         return {"verdict": record, "faces": faces}

@@ -14,15 +14,18 @@ from PIL import Image
 
 from vidfake.extract.crop import CropConfig, crop_face
 from vidfake.extract.pipeline import load_image
-from vidfake.extract.video import open_video
+from vidfake.extract.video import open_video, turn_frames
 
 
 def thumbnail_name(track_id: int) -> str:
     return f"{int(track_id)}.jpg"
 
 
-def save_face_thumbnails(media: Path, kind: str, tracks: list[dict], out_dir: Path, size: int, margin: float) -> list[dict]:
-    """Write ``out_dir/<track id>.jpg`` for every track; returns ``[{"track_id", "frame"}]``."""
+def save_face_thumbnails(
+    media: Path, kind: str, tracks: list[dict], out_dir: Path, size: int, margin: float, turn: int = 0
+) -> list[dict]:
+    """Write ``out_dir/<track id>.jpg`` for every track; returns ``[{"track_id", "frame"}]``.
+    ``turn``: the verdict's ``rotation_retry`` (its boxes are in frames turned that much)."""
     if not tracks:
         return []
     firsts = [int(t["frame_indices"][0]) if t.get("frame_indices") else 0 for t in tracks]
@@ -31,7 +34,7 @@ def save_face_thumbnails(media: Path, kind: str, tracks: list[dict], out_dir: Pa
     else:
         with open_video(media) as reader:
             wanted = sorted(set(firsts))
-            frames = dict(zip(wanted, reader.read(wanted)))
+            frames = dict(zip(wanted, turn_frames(reader.read(wanted), turn)))
     out_dir.mkdir(parents=True, exist_ok=True)
     config = CropConfig(size=size, margin=margin)
     saved = []

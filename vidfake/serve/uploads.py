@@ -5,13 +5,18 @@ handler runs, so an oversized upload would be received in full before it could b
 refused. Here the body is parsed as it arrives (python-multipart's streaming parser)
 and the ``file`` field is written chunk by chunk to a server-named file; the moment it
 passes the limit the request is answered 413. A declared ``Content-Length`` over the
-limit is refused before a byte is read.
+limit is refused before a byte is read. The whole body must arrive within a time limit:
+a client that trickles (or stalls) past it is answered 408 and its connection closed, so
+slow clients cannot hold the server's connections for ever.
 
 The client's file name is kept for display only (``display_name``); it never becomes a
 path.
 """
 from __future__ import annotations
 
+import asyncio
+import errno
+import time
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +29,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 FIELD = "file"  # the form field carrying the video or image
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers on top of the file itself
 MAX_NAME = 200  # characters of the client's file name kept for display
+DISK_FULL_MESSAGE = ("the server's disk is full: the upload could not be stored and was discarded; "
+                     "try again later (the operator must free space in the data folder)")
 
 
 class UploadRejected(Exception):
@@ -49,6 +56,37 @@ def display_name(raw: str) -> str:
     name = "".join(ch for ch in name if ch.isprintable() and unicodedata.category(ch) not in ("Cf", "Co", "Cs"))
     name = name.strip()[:MAX_NAME]
     return name if name not in ("", ".", "..") else "upload"
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """The file system (or the user's quota) has no room left; SQLite says so in words."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "disk is full" in str(error) or "database or disk is full" in str(error)
+
+
+def too_slow(timeout_s: float) -> UploadRejected:
+    return UploadRejected(408, f"the upload took longer than the {timeout_s:g} s limit (--upload-timeout); "
+                               "send it again over a faster connection", headers={"Connection": "close"})
+
+
+async def _with_deadline(body: AsyncIterator[bytes], timeout_s: float | None) -> AsyncIterator[bytes]:
+    """``body``'s chunks, as long as all of them arrive within ``timeout_s`` seconds of the
+    first wait (None: no limit); past it, UploadRejected 408."""
+    if timeout_s is None:
+        async for chunk in body:
+            yield chunk
+        return
+    deadline = time.monotonic() + timeout_s
+    chunks = aiter(body)
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), max(0.0, deadline - time.monotonic()))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise too_slow(timeout_s) from None
+        yield chunk
 
 
 def too_large_message(max_bytes: int) -> str:
@@ -115,11 +153,14 @@ class _FileWriter:
 
 
 async def receive_upload(
-    content_type: str, content_length: str | None, body: AsyncIterator[bytes], target: Path, max_bytes: int
+    content_type: str, content_length: str | None, body: AsyncIterator[bytes], target: Path, max_bytes: int,
+    timeout_s: float | None = None,
 ) -> ReceivedUpload:
     """Stream the ``file`` field of a multipart body into ``target`` (created, never
-    overwritten). Raises UploadRejected: 400 for a malformed request, 413 past the limit.
+    overwritten). Raises UploadRejected: 400 for a malformed request, 413 past the limit,
+    408 when the whole body has not arrived within ``timeout_s`` seconds (None: no limit).
     The caller deletes ``target`` on any exception."""
+    body = _with_deadline(body, timeout_s)
     kind, params = parse_options_header(content_type or "")
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -128,16 +169,21 @@ async def receive_upload(
     if content_length is not None and content_length.strip().isdigit():
         if int(content_length) > max_bytes + MULTIPART_SLACK:
             raise UploadRejected(413, too_large_message(max_bytes))
-    with open(target, "xb") as out:
-        writer = _FileWriter(out, max_bytes)
-        parser = MultipartParser(boundary, writer.callbacks())
-        try:
-            async for chunk in body:
-                if chunk:
-                    parser.write(chunk)
-            parser.finalize()
-        except MultipartParseError as error:
-            raise UploadRejected(400, f"the multipart body is malformed: {error}") from None
+    try:
+        with open(target, "xb") as out:
+            writer = _FileWriter(out, max_bytes)
+            parser = MultipartParser(boundary, writer.callbacks())
+            try:
+                async for chunk in body:
+                    if chunk:
+                        parser.write(chunk)
+                parser.finalize()
+            except MultipartParseError as error:
+                raise UploadRejected(400, f"the multipart body is malformed: {error}") from None
+    except OSError as error:  # the write, or the flush when the file closes
+        if is_disk_full(error):
+            raise UploadRejected(507, DISK_FULL_MESSAGE) from None
+        raise
     if writer.files_seen == 0:
         raise UploadRejected(400, f"no form field '{FIELD}' in the upload (e.g. curl -F {FIELD}=@video.mp4)")
     if not writer.file_complete:

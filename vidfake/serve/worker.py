@@ -4,7 +4,11 @@
 its own dispatcher thread that takes the oldest queued job from the store, hands it to
 its process under the per-job time limit and writes back the verdict. A process that
 overruns is killed (the job fails with the reason) and a fresh one is started for the
-next job. The store, not memory, is the queue, so what is queued survives a restart.
+next job. A process that dies mid-job (a signal, the OOM killer) is replaced and the job
+scored once more on the fresh one, its verdict saying so; a second death fails the job.
+A file the worker reports as damaged is an answer, not a failure, and is never retried.
+Nothing one job does (a verdict that cannot be stored, an unexpected error) stops its
+dispatcher. The store, not memory, is the queue, so what is queued survives a restart.
 
 ``ProbePool`` runs the header check of an upload in one of a few small processes
 (no model), so a hostile file cannot hang a request handler either.
@@ -16,6 +20,7 @@ import math
 import os
 import queue
 import shutil
+import sqlite3
 import statistics
 import threading
 from collections.abc import Callable
@@ -29,6 +34,8 @@ from vidfake.serve.store import Job, JobStore
 log = logging.getLogger("vidfake.serve")
 
 MAX_START_FAILURES = 3  # consecutive failed worker starts before the service gives up
+SCORE_TASK = "vidfake.serve.tasks:ScoreTask"
+WORKER_DEATH_RETRIES = 1  # a job whose worker dies is scored again this many times on a fresh one
 DEFAULT_JOB_SECONDS = 10.0  # assumed time per job for Retry-After until jobs have finished
 
 
@@ -79,6 +86,9 @@ class ProbePool:
             return MediaFacts(None, f"the file could not be decoded ({error} while reading its header)")
         except ChildStartError as error:
             raise ProbeUnavailable(f"the probe worker could not start: {error}") from None
+        except RuntimeError as error:  # the check raised on this file: refuse it, do not answer 500
+            log.warning("header check of an upload raised: %s", error)
+            return MediaFacts(None, "the file could not be read (its header check failed unexpectedly)")
         finally:
             self._idle.put(child)
 
@@ -101,7 +111,10 @@ class _Slot:
 class ScoringPool:
     """``settings.workers`` scoring processes fed from the job store."""
 
-    def __init__(self, settings: ServeSettings, store: JobStore, on_fatal: Callable[[str], None] | None = None):
+    def __init__(self, settings: ServeSettings, store: JobStore, on_fatal: Callable[[str], None] | None = None,
+                 task: str = SCORE_TASK):
+        """``task``: the handler each worker runs, by import path (tests put a stand-in
+        there that needs no model)."""
         self.settings = settings
         self.store = store
         self.on_fatal = on_fatal
@@ -114,7 +127,7 @@ class ScoringPool:
         kwargs = {"checkpoint": str(settings.checkpoint), "device": settings.device,
                   "thumbnail_size": settings.thumbnail_size, "threads": threads}
         self._slots = [
-            _Slot(ChildProcess("vidfake.serve.tasks:ScoreTask", kwargs, settings.worker_start_timeout_s, f"scorer-{i}"))
+            _Slot(ChildProcess(task, kwargs, settings.worker_start_timeout_s, f"scorer-{i}"))
             for i in range(settings.workers)
         ]
 
@@ -188,6 +201,10 @@ class ScoringPool:
                 slot.job = job
                 try:
                     self._score(slot, job)
+                except Exception as error:  # noqa: BLE001 - a job's trouble must not end this dispatcher
+                    log.exception("job %s: unexpected error in its dispatcher", job.id)
+                    shutil.rmtree(self.settings.faces_dir / job.id, ignore_errors=True)
+                    self._fail(job.id, f"the service failed while handling this job ({type(error).__name__}: {error})")
                 finally:
                     slot.job = None
         finally:
@@ -202,34 +219,61 @@ class ScoringPool:
             return
         request = {"path": str(upload), "kind": job.kind, "faces_dir": str(faces_dir), "display_name": job.filename}
         log.info("job %s: scoring %s (%s, attempt %d)", job.id, job.filename, job.kind, job.attempts)
-        error = None
-        try:
-            result = slot.child.call(request, settings.job_timeout_s)
-        except TaskTimeout:
-            error = (f"scoring did not finish within the {settings.job_timeout_s:g} s limit (--job-timeout); "
-                     "the file was abandoned and its worker restarted")
-        except ChildDied as died:
-            if self._stop.is_set():
-                self.store.requeue(job.id)  # stopped for a shutdown: the next start picks it up
-                log.info("job %s: back in the queue (service stopping)", job.id)
+        error, deaths = None, []
+        while error is None:
+            try:
+                result = slot.child.call(request, settings.job_timeout_s)
+                break
+            except TaskTimeout:
+                error = (f"scoring did not finish within the {settings.job_timeout_s:g} s limit (--job-timeout); "
+                         "the file was abandoned and its worker restarted")
+            except ChildDied as died:
+                if self._stop.is_set():
+                    self.store.requeue(job.id)  # stopped for a shutdown: the next start picks it up
+                    log.info("job %s: back in the queue (service stopping)", job.id)
+                    return
+                deaths.append(str(died))
+                shutil.rmtree(faces_dir, ignore_errors=True)
+                if len(deaths) > WORKER_DEATH_RETRIES:
+                    error = (f"scoring failed: the worker died {len(deaths)} times on this file "
+                             f"({'; then '.join(deaths)}); the file may be malformed, or the machine short of memory")
+                else:  # a killed worker (OOM killer, an operator) need not be the file's fault: once more
+                    log.warning("job %s: %s while scoring; retrying on a fresh worker", job.id, died)
+            except ChildStartError as start_error:
+                self.store.requeue(job.id)
+                log.error("job %s: back in the queue, the worker did not start: %s", job.id, start_error)
                 return
-            error = f"scoring failed: {died} (the file may be malformed); the worker was restarted"
-        except ChildStartError as start_error:
-            self.store.requeue(job.id)
-            log.error("job %s: back in the queue, the worker did not start: %s", job.id, start_error)
-            return
-        except RuntimeError as failure:
-            error = f"scoring failed: {failure}"
+            except RuntimeError as failure:  # the handler raised: the file's own fault, not retried
+                error = f"scoring failed: {failure}"
         if error is not None:
             shutil.rmtree(faces_dir, ignore_errors=True)
-            self.store.fail(job.id, error)
+            self._fail(job.id, error)
             log.warning("job %s failed: %s", job.id, error)
             return
-        if not self.store.finish(job.id, result["verdict"], result["faces"]):
+        verdict = result["verdict"]
+        if deaths:  # the verdict says what happened to get it
+            verdict["warnings"] = [*verdict.get("warnings", []), *(
+                f"a worker scoring this file stopped ({death}); it was scored again on a fresh worker"
+                for death in deaths)]
+        try:
+            stored = self.store.finish(job.id, verdict, result["faces"])
+        except (sqlite3.Error, OSError) as failure:  # e.g. the disk is full: this job fails, the service goes on
+            shutil.rmtree(faces_dir, ignore_errors=True)
+            self._fail(job.id, f"the verdict could not be stored ({failure}); the server's disk may be full")
+            log.error("job %s: its verdict could not be stored: %s", job.id, failure)
+            return
+        if not stored:
             shutil.rmtree(faces_dir, ignore_errors=True)  # deleted while it ran
             return
-        verdict = result["verdict"]
         log.info("job %s done: %s score %s", job.id, verdict["status"], verdict.get("score"))
+
+    def _fail(self, job_id: str, error: str) -> None:
+        """Mark a job failed; when even that cannot be written, the job stays ``running``
+        and the next start puts it back in the queue (``JobStore.recover``)."""
+        try:
+            self.store.fail(job_id, error)
+        except (sqlite3.Error, OSError) as failure:
+            log.error("job %s: could not record its failure (%s): %s", job_id, failure, error)
 
     def _fail_service(self, message: str) -> None:
         self.fatal_error = message

@@ -123,6 +123,34 @@
     xhr.send(form);
   }
 
+  async function tryExample() {
+    // the server scores its own copy of the example clip: nothing is uploaded
+    showError("");
+    stopPolling();
+    $("result").hidden = true;
+    $("try-example").disabled = true;
+    try {
+      const response = await api("/v1/jobs/example", { method: "POST" });
+      if (response.status !== 202) {
+        let message = `the example: ${await detail(response)} (HTTP ${response.status})`;
+        const retry = response.headers.get("Retry-After");
+        if (response.status === 503 && retry) message += `; try again in ${retry} s`;
+        showError(message);
+        return;
+      }
+      const body = await response.json();
+      $("example").hidden = true;
+      $("progress").hidden = false;
+      $("progress-text").textContent = "queued";
+      follow(body.id);
+      refreshJobs();
+    } catch (e) {
+      showError(e.message);
+    } finally {
+      $("try-example").disabled = false;
+    }
+  }
+
   // ---- job polling ------------------------------------------------------------------------
 
   function stopPolling() {
@@ -230,9 +258,8 @@
     }
     plot.append(svg("line", { class: "threshold", x1: L, x2: W - R, y1: y(v.threshold), y2: y(v.threshold) }));
     // one polyline per run of consecutive sampled frames with a face: the line breaks at
-    // frames without a face (grey dots at 0) and across the gaps between sampled clips
-    const gaps = points.slice(1).map((p, i) => p.time - points[i].time).sort((a, b) => a - b);
-    const typicalGap = gaps.length ? gaps[Math.floor(gaps.length / 2)] : 0;
+    // frames without a face (grey dots at 0) and between the plan's segments (each point's
+    // `segment`: frames between clips were never sampled, so nothing is drawn across them)
     let run = [];
     let previous = null;
     const flush = () => {
@@ -241,8 +268,8 @@
     };
     let scored = 0;
     for (const p of points) {
-      if (previous !== null && typicalGap > 0 && p.time - previous > 3 * typicalGap) flush();
-      previous = p.time;
+      if (previous !== null && p.segment !== previous) flush();
+      previous = p.segment;
       if (p.score === null || p.score === undefined) {
         flush();
         plot.append(svg("circle", { class: "noface", cx: x(p.time), cy: y(0), r: 2.5 }));
@@ -324,6 +351,7 @@
     } catch (e) {
       return;
     }
+    $("example").hidden = list.jobs.length > 0; // offered until something has been scored
     const body = $("jobs");
     body.replaceChildren();
     for (const job of list.jobs) {
@@ -388,6 +416,7 @@
     });
     $("refresh").addEventListener("click", refreshJobs);
     $("delete").addEventListener("click", deleteJob);
+    $("try-example").addEventListener("click", tryExample);
     loadModel();
     refreshJobs();
     const match = location.hash.match(/job=([0-9a-f]{32})/);
