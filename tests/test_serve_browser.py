@@ -40,6 +40,7 @@ def browser(tmp_path_factory):
 
 
 def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -47,7 +48,7 @@ def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, 
     clip = media.moving_face_video(tmp_path / "interview clip.mp4", n_frames=40)
     with Server(checkpoint, tmp_path / "data", token=TOKEN, env={"VIDFAKE_TOKEN": TOKEN}) as server:
         browser.get(server.url + "/")
-        wait = WebDriverWait(browser, 120, poll_frequency=0.2)
+        wait = WebDriverWait(browser, 120, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
         # the API answers 401 without the token: the page asks for it
         wait.until(lambda d: d.find_element(By.ID, "auth").is_displayed())
         browser.find_element(By.ID, "token").send_keys(TOKEN)
@@ -106,6 +107,7 @@ def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, 
 
 
 def test_try_the_example_is_offered_until_something_was_scored(tmp_path, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -114,7 +116,7 @@ def test_try_the_example_is_offered_until_something_was_scored(tmp_path, browser
     checkpoint = tiny_checkpoint(tmp_path / "tiny.safetensors")
     with Server(checkpoint, tmp_path / "data") as server:
         browser.get(server.url + "/")
-        wait = WebDriverWait(browser, 120, poll_frequency=0.2)
+        wait = WebDriverWait(browser, 120, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
         wait.until(lambda d: d.find_element(By.ID, "example").is_displayed())  # no job yet
         browser.find_element(By.ID, "try-example").click()
         wait.until(lambda d: d.find_element(By.ID, "result").is_displayed())
@@ -138,12 +140,13 @@ def test_try_the_example_is_offered_until_something_was_scored(tmp_path, browser
 def test_api_docs_render_offline_and_use_the_pages_token(tmp_path, browser):
     """/docs draws every endpoint from files this server serves; with a token set, the
     schema is fetched with the token the main page stored (no CDN, no second login)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     checkpoint = tiny_checkpoint(tmp_path / "tiny.safetensors")
     with Server(checkpoint, tmp_path / "data", token=TOKEN, env={"VIDFAKE_TOKEN": TOKEN}).start(wait_ready=False) as server:
-        wait = WebDriverWait(browser, 60, poll_frequency=0.2)
+        wait = WebDriverWait(browser, 60, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
         browser.get(server.url + "/docs")
         browser.execute_script("sessionStorage.removeItem('vidfake-token')")
         browser.refresh()
