@@ -121,5 +121,18 @@ def test_committed_manifest_is_valid_and_leak_free():
     rows = read_manifest(path)  # raises on a group in two splits
     assert {r.split for r in rows} == {"train", "dev"}
     assert {r.label for r in rows if r.split == "dev"} == {"REAL", "FAKE"}
-    excluded_marker = "jixinya/EAMM"  # an excluded repository (MEAD's copies came from it)
-    assert not any(r.repo == excluded_marker or r.path.startswith("mead-EAMM/") for r in rows)
+
+
+def test_committed_manifest_uses_no_excluded_repository():
+    """Neither a listed file nor the source of a ../shared/datasets file is in EXCLUDED.txt."""
+    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    excluded_list = shared / "public-media" / "EXCLUDED.txt"
+    if not excluded_list.is_file():
+        pytest.skip(f"{excluded_list} not present")
+    excluded = {line.strip() for line in excluded_list.read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+    with (shared / "MANIFEST.csv").open(newline="") as handle:  # source_repo: github.com/OWNER/NAME@COMMIT
+        sources = {r["path"]: r["source_repo"].removeprefix("github.com/").split("@")[0] for r in csv.DictReader(handle)}
+    rows = read_manifest(Path(__file__).resolve().parents[1] / "configs" / "data" / "default_model.csv")
+    used = {sources[r.path] if r.repo == "shared" else r.repo for r in rows}
+    assert not used & excluded
