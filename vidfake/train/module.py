@@ -60,6 +60,7 @@ class VidfakeModule(pl.LightningModule):
                  warmup_steps: int = 100, pretrained: bool = True) -> None:
         super().__init__()
         self.frozen_parts: tuple[str, ...] = ()
+        self.lr_scale: dict[str, float] = {}  # per-part learning-rate multipliers (set_lr_scale)
         self.model_config = model_config
         self.model = create_model(model_config, pretrained=pretrained)
         self.lr = lr
@@ -75,15 +76,20 @@ class VidfakeModule(pl.LightningModule):
         ``sync_weight``): the rest gets no gradients and stays in eval mode, so a frozen
         encoder's BatchNorm statistics are not moved by the new data either. Used to fit a
         new head onto a finished model without disturbing it."""
+        self._check_parts(parts)
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(name.split(".")[0] in parts)
+        self.frozen_parts = tuple(sorted(name for name, _ in self.model.named_children() if name not in parts))
+        self.train(self.training)
+
+    def _check_parts(self, parts) -> None:
+        """Refuse names that are not top-level parts of the model (children such as
+        ``encoder``, or direct parameters such as ``sync_weight``)."""
         available = {name for name, _ in self.model.named_children()}
         available |= {name for name, _ in self.model.named_parameters(recurse=False)}
         unknown = set(parts) - available
         if unknown:
             raise ValueError(f"unknown model parts {sorted(unknown)}; this model has {sorted(available)}")
-        for name, p in self.model.named_parameters():
-            p.requires_grad_(name.split(".")[0] in parts)
-        self.frozen_parts = tuple(sorted(name for name, _ in self.model.named_children() if name not in parts))
-        self.train(self.training)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -167,11 +173,7 @@ class VidfakeModule(pl.LightningModule):
         """Per-part learning-rate multipliers (top-level part names, as in
         :meth:`train_parts`). A single scalar such as ``sync_weight`` needs a far larger step
         than a network's weights to travel in a short run."""
-        available = {name for name, _ in self.model.named_children()}
-        available |= {name for name, _ in self.model.named_parameters(recurse=False)}
-        unknown = set(scales) - available
-        if unknown:
-            raise ValueError(f"unknown model parts {sorted(unknown)}; this model has {sorted(available)}")
+        self._check_parts(scales)
         if any(float(v) <= 0 for v in scales.values()):
             raise ValueError(f"learning-rate scales must be positive, got {scales}")
         self.lr_scale = {k: float(v) for k, v in scales.items()}
@@ -179,7 +181,7 @@ class VidfakeModule(pl.LightningModule):
     def param_groups(self) -> list[dict]:
         """AdamW groups: weight decay on matrices only, each part at its own lr scale."""
         groups: dict[tuple[bool, float], list[torch.Tensor]] = defaultdict(list)
-        scales = getattr(self, "lr_scale", {})
+        scales = self.lr_scale
         for name, p in self.model.named_parameters():
             if not p.requires_grad:
                 continue
