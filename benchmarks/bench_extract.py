@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -57,13 +56,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vidfake.extract.detect import DetectorConfig, FaceDetector, detection_scale, downscale
+from vidfake.extract.detect import FaceDetector, FaceDetectorConfig, detection_scale, downscale
 from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaFaces
 from vidfake.extract.sampling import uniform
 from vidfake.extract.track import TrackerConfig
 from vidfake.extract.video import open_video
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, clip_info, git_state, load, machine_info
+
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos"
 CLIPS = ["dfdc_lynaeydofd.mp4", "street_multiface.mp4", "dfdc_yhffcuhhjy.mp4"]
 DETECTION_SOURCE = "dfdc_lynaeydofd.mp4"  # real 1080p frames with a face, for section 2
@@ -75,7 +75,7 @@ IOU_MATCH = 0.3  # a baseline face counts as found by us if one of our boxes ove
 # Timed like the default configuration, besides it: what the keyframe scheme saves,
 # and whether a looser tracker link keeps fast-moving faces the default drops.
 VARIANTS = {
-    "keyframe_interval=1": ExtractConfig(detector=DetectorConfig(keyframe_interval=1)),
+    "keyframe_interval=1": ExtractConfig(face_detector=FaceDetectorConfig(keyframe_interval=1)),
     "max_center_shift=3": ExtractConfig(tracker=TrackerConfig(max_center_shift=3.0)),
 }
 
@@ -92,10 +92,6 @@ def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     result = fn(*args, **kwargs)
     return time.perf_counter() - start, result
-
-
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _spin(n: int, results=None) -> float:
@@ -125,47 +121,6 @@ def effective_cores(n: int = 10_000_000) -> float:
     for proc in procs:
         proc.join()
     return round(workers * single / parallel, 2)
-
-
-def git_state() -> dict:
-    import subprocess
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {"commit": git("rev-parse", "HEAD"), "vidfake_modified": git("status", "--porcelain", "vidfake").splitlines()}
-
-
-def machine_info() -> dict:
-    import decord
-    import facenet_pytorch  # noqa: F401  (version below)
-    from importlib.metadata import version
-
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "pyav": av.__version__,
-        "decord": decord.__version__,
-        "facenet_pytorch": version("facenet-pytorch"),
-        "numpy": np.__version__,
-        "effective_cores": effective_cores(),
-        "load_average_start": load(),
-    }
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -300,12 +255,12 @@ def bench_detection_at(detector: FaceDetector, frames: np.ndarray, reps: int) ->
 def bench_detection(source: Path, reps: int) -> list[dict]:
     with open_video(source) as reader:
         frames = reader.read(np.linspace(0, len(reader) - 1, DETECT_BATCH).round().astype(int))
-    default = FaceDetector(DetectorConfig())
+    default = FaceDetector(FaceDetectorConfig())
     rows = []
     for label, (w, h) in {"1080p": (1920, 1080), "720p": (1280, 720), "360p": (640, 360)}.items():
         batch = frames if (w, h) == frames.shape[2:0:-1] else resize_batch(frames, w, h)
         rows.append({"resolution": label, **bench_detection_at(default, batch, reps)})
-    raw = FaceDetector(DetectorConfig(max_side=1920))
+    raw = FaceDetector(FaceDetectorConfig(max_side=1920))
     rows.append({"resolution": "1080p (full-res detection)", **bench_detection_at(raw, frames, reps)})
     return rows
 
@@ -504,13 +459,6 @@ def clip_list(quick: bool, tmp: Path) -> list[dict]:
     return clips
 
 
-def clip_info(path: Path) -> dict:
-    with open_video(path) as reader:
-        i = reader.info
-    return {"width": i.width, "height": i.height, "fps": round(i.fps, 3), "frames": i.num_frames,
-            "duration_s": round(i.duration, 2), "codec": i.codec}
-
-
 def run_section(title: str, fn, *args):
     print(f"[{time.strftime('%H:%M:%S')}] {title} ...", flush=True)
     before, cores = load(), effective_cores()
@@ -603,7 +551,8 @@ def main(argv: list[str] | None = None) -> dict:
     baseline_reps = 1 if args.quick else (args.baseline_reps or reps)
     torch.set_num_threads(os.cpu_count() or 1)
 
-    results: dict = {"machine": machine_info(), "git": git_state(), "quick": args.quick, "reps": reps,
+    machine = {**machine_info(["decord", "facenet-pytorch"]), "effective_cores": effective_cores()}
+    results: dict = {"machine": machine, "git": git_state(), "quick": args.quick, "reps": reps,
                      "baseline_reps": baseline_reps, "target_s": TARGET_S,
                      "config": ExtractConfig().to_dict(), "sections": {}}
     with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmp:

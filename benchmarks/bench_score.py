@@ -12,7 +12,7 @@ table. What is measured:
 
 1. Speed: ``Scorer(ckpt).score_video(clip)`` end to end (decode + detect + track/crop +
    audio + model + aggregate) for two untrained checkpoints made with
-   ``vidfake.init_checkpoint`` and the ``clips:4x8`` plan (``CHECKPOINTS``: the default
+   ``vidfake.checkpoint.init_checkpoint`` and the ``clips:4x8`` plan (``CHECKPOINTS``: the default
    ``tf_efficientnet_lite0`` at 224 px and ``mobilenetv3_small_050`` at 128 px). Clips: the
    fixtures in ``<repo>/../shared/fixtures/videos`` (``CLIPS``; missing ones are skipped)
    and a synthetic 10 s 1080p clip (textured panning background, a face moving across,
@@ -40,7 +40,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -53,12 +52,12 @@ import av
 import numpy as np
 import torch
 
+from vidfake.checkpoint import init_checkpoint
 from vidfake.extract.pipeline import ExtractConfig
-from vidfake.init_checkpoint import init_checkpoint
 from vidfake.scoring import Scorer
 from vidfake.temporal.config import ModelConfig
 
-from common import git
+from common import clip_info, git, load, machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos"
@@ -74,32 +73,6 @@ FPS = 30
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def machine_info() -> dict:
-    from importlib.metadata import version
-
-    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), "")
-    mem_total = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")), 0)
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "mem_total_gib": round(mem_total / 2**20, 1),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "timm": version("timm"),
-        "pyav": av.__version__,
-        "numpy": np.__version__,
-        "load_average_start": load(),
-    }
 
 
 def media_helpers():
@@ -196,14 +169,6 @@ def long_720p(folder: Path, minutes: float) -> tuple[Path, float]:
     return path, time.perf_counter() - start
 
 
-def clip_info(path: Path) -> dict:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        return {"size": f"{stream.width}x{stream.height}", "fps": round(float(stream.average_rate or 0), 3),
-                "duration_s": round(float(container.duration or 0) / 1e6, 2),
-                "audio": bool(container.streams.audio), "mib": round(path.stat().st_size / 2**20, 2)}
-
-
 # --------------------------------------------------------------------------- checkpoints
 
 
@@ -228,39 +193,33 @@ def peak_rss_kib() -> int:
 
 
 def instrument(scorer: Scorer) -> dict:
-    """Wrap this scorer's extraction and audio read (on the instance) and the crop stream
-    (in ``vidfake.scoring``) to record what the verdict's timings leave out: the
-    extractor's own stage times, the audio read, the crops the extraction kept to the end
-    (none: they are streamed to the model), the most crops the stream held at once, and
-    the peak RSS when extraction ended. Returns the dict it fills."""
-    import vidfake.scoring
-
+    """Wrap this scorer's public ``extract`` and ``read_audio`` stages (on the instance) to
+    record what the verdict's timings leave out: the extractor's own stage times, the
+    audio read, the crops the extraction kept to the end (none: they are streamed to the
+    model), the most crops a crop stream held at once, and the peak RSS when extraction
+    ended. Returns the dict it fills."""
     record: dict = {}
-    extract, audio = scorer.extractor.extract_video, scorer._audio
+    extract, read_audio = scorer.extract, scorer.read_audio
 
-    def extract_video(path, *args, **kwargs):
-        faces = extract(path, *args, **kwargs)
+    def timed_extract(*args, **kwargs):
+        extraction = extract(*args, **kwargs)
+        faces = extraction.faces
         record["extract_timings"] = {k: round(v, 4) for k, v in faces.timings.items()}
         record["sampled_frames"] = int(len(faces.frame_indices))
         record["face_frames"] = [len(f.track) for f in faces.faces]
         record["crops_mib"] = round(sum(f.crops.nbytes + (0 if f.mouths is None else f.mouths.nbytes)
                                         for f in faces.faces if f.crops is not None) / 2**20, 2)
+        record["crops_held_peak"] = max(record.get("crops_held_peak", 0), extraction.peak_held)
         record["peak_rss_after_extract_kib"] = peak_rss_kib()
-        return faces
+        return extraction
 
-    def read_audio(*args):
+    def timed_read_audio(*args, **kwargs):
         start = time.perf_counter()
-        result = audio(*args)
+        result = read_audio(*args, **kwargs)
         record["audio_s"] = round(time.perf_counter() - start, 4)
         return result
 
-    class CountingStream(vidfake.scoring.ClipStream):
-        def add(self, *args) -> None:
-            super().add(*args)
-            record["crops_held_peak"] = max(record.get("crops_held_peak", 0), self.peak_held)
-
-    scorer.extractor.extract_video, scorer._audio = extract_video, read_audio
-    vidfake.scoring.ClipStream = CountingStream
+    scorer.extract, scorer.read_audio = timed_extract, timed_read_audio
     return record
 
 
@@ -327,12 +286,12 @@ scorer = Scorer(ckpt, plan=plan)
 out["plan"] = scorer.extract_config.plan
 out["max_buffer_mb"] = scorer.extract_config.max_buffer_mb
 record = instrument(scorer)
-extract = scorer.extractor.extract_video
-def extract_and_report(path, *args, **kwargs):  # so a child killed in the model stage still tells this much
-    faces = extract(path, *args, **kwargs)
+extract = scorer.extract
+def extract_and_report(*args, **kwargs):  # so a child killed in the model stage still tells this much
+    extraction = extract(*args, **kwargs)
     print("EXTRACTED " + json.dumps(record), flush=True)
-    return faces
-scorer.extractor.extract_video = extract_and_report
+    return extraction
+scorer.extract = extract_and_report
 out["peak_rss_after_load_kib"] = rss()
 start = time.perf_counter()
 verdict = scorer.score_video(video)
@@ -470,7 +429,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(os.cpu_count() or 1)
 
     started = time.perf_counter()
-    results: dict = {"machine": machine_info(), "git": {"commit": git("rev-parse", "HEAD"),
+    results: dict = {"machine": machine_info(["timm"]), "git": {"commit": git("rev-parse", "HEAD"),
                      "vidfake_modified": git("status", "--porcelain", "vidfake").splitlines()},
                      "quick": args.quick, "reps": reps, "plan": PLAN,
                      "checkpoints": {k: v.to_dict() for k, v in CHECKPOINTS.items()}, "load_average": {}}

@@ -83,8 +83,8 @@ def sources(fixtures: Path, extra: list[Path], work: Path) -> list[Path]:
 
 
 def tiny_checkpoint(path: Path) -> Path:
+    from vidfake.checkpoint import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.init_checkpoint import init_checkpoint
     from vidfake.temporal.config import ModelConfig
 
     model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,

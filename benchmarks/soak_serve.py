@@ -152,8 +152,8 @@ def make_files(folder: Path, fixtures: Path, hostile_count: int, seed: int) -> t
 
 
 def tiny_checkpoint(path: Path) -> Path:
+    from vidfake.checkpoint import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.init_checkpoint import init_checkpoint
     from vidfake.temporal.config import ModelConfig
 
     model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,

@@ -66,8 +66,8 @@ def extractor():
 def tiny_checkpoint(tmp_path_factory):
     """An untrained, tiny checkpoint (resnet10t at 64 px, no sync head, ``uniform:4``): for
     tests of the plumbing around a model, never of its scores."""
+    from vidfake.checkpoint import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.init_checkpoint import init_checkpoint
     from vidfake.temporal.config import ModelConfig
 
     model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,

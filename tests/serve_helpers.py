@@ -18,8 +18,8 @@ START_TIMEOUT_S = 180.0  # the worker imports torch and loads the model; the tes
 
 def tiny_checkpoint(path: Path, plan: str = "clips:2x8") -> Path:
     """An untrained checkpoint small enough to score a test clip in about a second."""
+    from vidfake.checkpoint import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.init_checkpoint import init_checkpoint
     from vidfake.temporal.config import ModelConfig
 
     model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,

@@ -24,8 +24,8 @@ def extracted(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
+    from vidfake.checkpoint import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.init_checkpoint import init_checkpoint
     from vidfake.temporal.config import ModelConfig
 
     model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,

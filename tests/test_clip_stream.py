@@ -95,9 +95,9 @@ def test_scoring_an_every_plan_streams_crops_in_bounded_chunks(long_face_video, 
     sees clips while the video is read, the stream never holds the whole track, and the
     verdict is the one a single-segment read gives."""
     import vidfake.scoring
+    from vidfake.checkpoint import init_checkpoint
     from vidfake.cli import main
     from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.init_checkpoint import init_checkpoint
     from vidfake.temporal.config import ModelConfig
 
     peaks = []
@@ -107,7 +107,7 @@ def test_scoring_an_every_plan_streams_crops_in_bounded_chunks(long_face_video, 
             super().add(*args)
             peaks.append(self.peak_held)
 
-    monkeypatch.setattr(vidfake.scoring, "ClipStream", Recording)
+    monkeypatch.setattr(vidfake.scoring.scorer, "ClipStream", Recording)
     model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,
                         sync=False)
     records = {}

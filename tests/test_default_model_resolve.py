@@ -60,9 +60,8 @@ def test_score_and_models_use_the_default_without_checkpoint(package_dir, tiny_c
 
 
 def test_packaging_writes_a_verified_model_and_removes_untrained_parts(package_dir, tmp_path_factory):
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoint import init_checkpoint, load_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.init_checkpoint import init_checkpoint
     from vidfake.models.package import package_default_model
     from vidfake.scoring import Scorer
     from vidfake.temporal.config import ModelConfig

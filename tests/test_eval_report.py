@@ -14,13 +14,8 @@ import pytest
 from PIL import Image
 
 from vidfake.eval import plots
-from vidfake.eval.plots import (
-    expected_calibration_error,
-    plot_reliability,
-    plot_roc,
-    plot_score_histograms,
-    plot_timeline,
-)
+from vidfake.eval.metrics import expected_calibration_error
+from vidfake.eval.plots import plot_reliability, plot_roc, plot_score_histograms, plot_timeline
 from vidfake.eval.report import NA_ONE_CLASS, fmt_number, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

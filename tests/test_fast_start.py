@@ -67,14 +67,14 @@ def test_an_unreadable_file_is_answered_without_torch(bad_files, checkpoint):
 def loaders_forbidden(monkeypatch):
     """Make building the model, reading the weights or loading the detector fail the test."""
     import vidfake.extract.detect
-    import vidfake.scoring
+    import vidfake.scoring.model
     import vidfake.temporal.model
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a model or detector was loaded for a run of unreadable files")
 
     monkeypatch.setattr(vidfake.temporal.model, "create_model", forbidden)
-    monkeypatch.setattr(vidfake.scoring, "load_checkpoint", forbidden)
+    monkeypatch.setattr(vidfake.scoring.model, "load_checkpoint", forbidden)
     monkeypatch.setattr(vidfake.extract.detect.FaceDetector, "__init__", forbidden)
 
 

@@ -3,6 +3,7 @@ data module carries for it, its loss, and that it learns where a face was blende
 from __future__ import annotations
 
 import os
+import zlib
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -31,20 +32,70 @@ def test_mask_head_gives_coarse_maps_on_the_features_the_score_uses():
     assert torch.count_nonzero(out.mask_logits[1, 2]) == 0  # padded frame
     assert torch.count_nonzero(out.mask_logits[0, 0]) > 0
 
-    # the mask path pools the same features as the plain encoder: identical embeddings and scores
-    emb, logits = model.encoder(frames[0])
-    emb_m, logits_m, maps = model.encoder.forward_with_mask(frames[0])
-    torch.testing.assert_close(emb, emb_m)
-    torch.testing.assert_close(logits, logits_m)
-    assert maps.shape == (3, 2, 2)
+    # one pass: the mask head reads the feature map whose pooled features give the score
+    fmap = model.encoder.forward_features(frames[0])
+    emb, logits, maps = model.encoder.forward_head(fmap)
+    assert fmap.ndim == 4 and maps.shape == (3, 2, 2)
+    torch.testing.assert_close(maps, model.encoder.mask_head(fmap).squeeze(1))
+    torch.testing.assert_close(logits, out.frame_logits[0])
+    torch.testing.assert_close(maps, out.mask_logits[0])
+    assert emb.shape == (3, 16)
 
 
 def test_no_mask_head_by_default():
     model = create_model(ModelConfig(**TINY), pretrained=False).eval()
     out = model(torch.rand(1, 2, 3, 64, 64), torch.arange(2.0)[None])
     assert out.mask_logits is None and model.encoder.mask_head is None
-    with pytest.raises(RuntimeError, match="no mask head"):
-        model.encoder.forward_with_mask(torch.rand(1, 3, 64, 64))
+    emb, logits, maps = model.encoder(torch.rand(1, 3, 64, 64))
+    assert maps is None and emb.shape == (1, 16) and logits.shape == (1,)
+
+
+def _deterministic_weights(model: torch.nn.Module) -> torch.nn.Module:
+    """Every weight from a formula of its name (no random generator, so the same numbers on
+    every torch version): sines scaled like a He init, BatchNorm near the identity."""
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            phase = zlib.crc32(name.encode()) % 1000 / 100
+            wave = torch.sin(torch.arange(t.numel(), dtype=torch.float64) * 0.7 + phase).view(t.shape)
+            if name.endswith("running_var"):
+                wave = wave.abs() * 0.5 + 0.75
+            elif t.ndim <= 1 and name.endswith("weight"):
+                wave = 1.0 + wave * 0.1
+            elif name.endswith("running_mean") or t.ndim <= 1:
+                wave = wave * 0.1
+            else:
+                wave = wave * (2.0 / (t.numel() / t.shape[0])) ** 0.5
+            t.copy_(wave)
+    return model
+
+
+@pytest.mark.parametrize("mask_head", [True, False])
+def test_the_encoder_gives_the_numbers_of_its_former_two_forward_paths(mask_head):
+    """The expected values were computed with the encoder before its forward became timm's
+    seam (``forward_features`` + ``forward_head``), when the mask head had its own forward
+    path and the plain one called the backbone whole: same weights, same numbers."""
+    model = create_model(ModelConfig(**TINY, mask_head=mask_head), pretrained=False)
+    model = _deterministic_weights(model).eval()
+    pixel = torch.arange(3 * 64 * 64, dtype=torch.float64)
+    frames = torch.stack([0.5 + 0.5 * torch.sin(pixel * 0.01 * (k + 1) + k) for k in range(6)])
+    frames = frames.float().view(2, 3, 3, 64, 64)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    with torch.no_grad():
+        out = model(frames, torch.arange(3.0).expand(2, 3), mask)
+    close = dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out.frame_logits, torch.tensor([[0.617163, 10.760834, 3.409955],
+                                                               [9.056374, 0.631120, 0.0]]), **close)
+    torch.testing.assert_close(out.clip_logit, torch.tensor([4.543800, 4.463181]), **close)
+    if mask_head:
+        torch.testing.assert_close(out.mask_logits[0, 0], torch.tensor([[20.165697, 18.868862],
+                                                                        [25.482759, 24.522324]]), **close)
+        torch.testing.assert_close(out.mask_logits[1, 1], torch.tensor([[40.224686, 40.895042],
+                                                                        [67.121170, 60.076733]]), **close)
+        assert torch.count_nonzero(out.mask_logits[1, 2]) == 0
+    else:
+        assert out.mask_logits is None
 
 
 def test_mask_head_refuses_a_backbone_without_a_feature_map():

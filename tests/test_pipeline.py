@@ -4,7 +4,7 @@ import pytest
 
 from tests import media
 from vidfake.extract.crop import CropConfig, crop_face, square_region
-from vidfake.extract.detect import DetectorConfig, FaceDetector
+from vidfake.extract.detect import FaceDetector, FaceDetectorConfig
 from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaError
 from vidfake.extract.track import box_iou
 from vidfake.extract.video import DecodeError, open_video
@@ -16,7 +16,7 @@ def truth_at(video, frame_indices, face=None):
 
 
 def test_detector_finds_the_face_where_it_was_drawn(face_video):
-    detector = FaceDetector(DetectorConfig())
+    detector = FaceDetector(FaceDetectorConfig())
     frames = open_video(face_video.path).read([0, 25, 49])
     found = detector.detect(frames, 1.0)
     for f, truth in zip(found, truth_at(face_video, [0, 25, 49])):
@@ -27,7 +27,7 @@ def test_detector_finds_the_face_where_it_was_drawn(face_video):
 
 
 def test_refine_corrects_a_shifted_box_and_rejects_background(face_video):
-    detector = FaceDetector(DetectorConfig())
+    detector = FaceDetector(FaceDetectorConfig())
     frame = open_video(face_video.path).read([10])
     truth = truth_at(face_video, [10])[0]
     shifted = truth + np.array([8, -6, 8, -6], np.float32)
@@ -76,8 +76,8 @@ def test_video_without_a_face_gives_no_tracks(empty_scene_video, extractor):
 
 
 def test_detecting_every_frame_and_keyframes_only_agree(face_video):
-    full = FaceExtractor(ExtractConfig(plan="uniform:12", detector=DetectorConfig(keyframe_interval=1)))
-    fast = FaceExtractor(ExtractConfig(plan="uniform:12", detector=DetectorConfig(keyframe_interval=4)))
+    full = FaceExtractor(ExtractConfig(plan="uniform:12", face_detector=FaceDetectorConfig(keyframe_interval=1)))
+    fast = FaceExtractor(ExtractConfig(plan="uniform:12", face_detector=FaceDetectorConfig(keyframe_interval=4)))
     a, b = full.extract_video(face_video.path).faces[0].track, fast.extract_video(face_video.path).faces[0].track
     assert a.frame_indices.tolist() == b.frame_indices.tolist()
     assert np.all(np.diag(box_iou(a.boxes, b.boxes)) > 0.8)

@@ -15,8 +15,8 @@ REQUIRED = {"path", "kind", "status", "score", "label", "threshold", "tracks", "
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    from vidfake.checkpoint import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.init_checkpoint import init_checkpoint
     from vidfake.temporal.config import ModelConfig
 
     model = ModelConfig(backbone=TINY_BACKBONE, input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,

@@ -54,7 +54,7 @@ def test_one_data_folder_one_server(tmp_path, capsys):
     data = tmp_path / "data"
     running = Service(ServeSettings(checkpoint=checkpoint, data_dir=data))
     running.preflight()  # free
-    running._lock_data_dir()  # as a running server holds it
+    running.data_lock.acquire()  # as a running server holds it
     try:
         with pytest.raises(ServiceError, match="in use by another vidfake serve"):
             Service(ServeSettings(checkpoint=checkpoint, data_dir=data)).preflight()

@@ -82,14 +82,14 @@ def test_shapes_and_masks_variable_length(model):
     assert (out.frame_logits[~mask] == 0).all()
     # frame logits are per frame: the same as encoding each valid frame alone
     with torch.no_grad():
-        _, alone = model.encoder(frames[0, :2])
+        _, alone, _ = model.encoder(frames[0, :2])
     torch.testing.assert_close(out.frame_logits[0, :2], alone, atol=1e-5, rtol=1e-5)
 
 
 def test_encoder_sees_only_valid_frames(model):
     frames, times, mask = _batch(2, 5, [5, 2])
     seen = []
-    handle = model.encoder.backbone.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    handle = model.encoder.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
     try:
         with torch.no_grad():
             model(frames, times, mask)
@@ -109,7 +109,7 @@ def test_length_one_is_scored_by_the_frame_path():
     _randomize_heads(m)
     with torch.no_grad():
         out = m(frames, times, mask)
-        emb, frame_logit = m.encoder(frames[:, 0])
+        emb, frame_logit, _ = m.encoder(frames[:, 0])
         _, transformer_logit = m.temporal(emb.unsqueeze(1), times, mask)  # without residual
     assert torch.isfinite(out.clip_logit).all()
     torch.testing.assert_close(out.clip_logit, transformer_logit + frame_logit, atol=1e-5, rtol=1e-5)
@@ -244,6 +244,24 @@ def test_encoder_rejects_mismatched_weights(tmp_path):
         FrameEncoder(dataclasses.replace(TINY, pretrained_path=str(other)))
     with pytest.raises(FileNotFoundError):
         FrameEncoder(dataclasses.replace(TINY, pretrained_path=str(tmp_path / "nope.pt")))
+
+
+def test_unknown_backbones_are_refused_with_close_names():
+    with pytest.raises(ValueError, match=r"unknown backbone 'tf_efficientnet_lite9' \(model.backbone\): did you mean .*"
+                                         r"tf_efficientnet_lite0"):
+        create_model(dataclasses.replace(TINY, backbone="tf_efficientnet_lite9"), pretrained=False)
+    with pytest.raises(ValueError, match="timm.list_models"):  # nothing close
+        create_model(dataclasses.replace(TINY, backbone="qqqqqqqq"), pretrained=False)
+    with pytest.raises(ValueError, match=r"backbone 'resnet10t.bogus'.*Invalid pretrained tag"):
+        create_model(dataclasses.replace(TINY, backbone="resnet10t.bogus"), pretrained=False)
+    # names with a pretrained tag timm knows are architectures as any other
+    assert create_model(dataclasses.replace(TINY, backbone="resnet10t.c3_in1k", sync=False), pretrained=False)
+
+
+def test_model_config_names_unknown_keys():
+    assert ModelConfig.from_dict(TINY.to_dict()) == TINY
+    with pytest.raises(ValueError, match=r"unknown model config keys \['backbon'\]; valid keys: backbone, input_size"):
+        ModelConfig.from_dict({"backbon": "resnet10t"})
 
 
 def test_other_backbone_feature_width():

@@ -7,8 +7,9 @@ import pytest
 
 from vidfake.eval.plots import plot_timeline, timeline_line
 from vidfake.extract.pipeline import MediaFaces
+from vidfake.extract.sampling import parse_plan
 from vidfake.extract.video import probe
-from vidfake.scoring import _timeline
+from vidfake.scoring.verdict import timeline
 
 
 def _faces(info, plan: str, frames) -> MediaFaces:
@@ -18,20 +19,19 @@ def _faces(info, plan: str, frames) -> MediaFaces:
 
 def test_each_clip_of_a_clips_plan_is_its_own_segment(face_video):
     info = probe(face_video.path)  # 50 frames
-    from vidfake.extract.sampling import parse_plan
-
     groups = parse_plan("clips:3x4").clip_groups(info.num_frames)
     frames = np.concatenate(groups)
-    timeline = _timeline(_faces(info, "clips:3x4", frames), {int(f): 0.5 for f in frames})
-    assert [p["segment"] for p in timeline] == [0] * 4 + [1] * 4 + [2] * 4
-    assert [p["frame"] for p in timeline] == frames.tolist()
+    points = timeline(_faces(info, "clips:3x4", frames), {int(f): 0.5 for f in frames}, parse_plan("clips:3x4"))
+    assert [p["segment"] for p in points] == [0] * 4 + [1] * 4 + [2] * 4
+    assert [p["frame"] for p in points] == frames.tolist()
 
 
 def test_clips_that_touch_share_a_segment_and_other_plans_have_one(face_video):
     info = probe(face_video.path)
-    touching = _timeline(_faces(info, "clips:5x10", np.arange(50)), {})  # 5 clips of 10 cover all 50 frames
+    # 5 clips of 10 cover all 50 frames
+    touching = timeline(_faces(info, "clips:5x10", np.arange(50)), {}, parse_plan("clips:5x10"))
     assert {p["segment"] for p in touching} == {0}
-    uniform = _timeline(_faces(info, "uniform:8", np.linspace(0, 49, 8).astype(int)), {})
+    uniform = timeline(_faces(info, "uniform:8", np.linspace(0, 49, 8).astype(int)), {}, parse_plan("uniform:8"))
     assert {p["segment"] for p in uniform} == {0}
     assert all(p["score"] is None for p in uniform)
 

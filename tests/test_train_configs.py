@@ -70,6 +70,7 @@ def test_config_trains_a_step(path, talking_faces, tmp_path):
     assert training.trainer.global_step == 1
     saved = load_checkpoint(tmp_path / "run" / "last.safetensors")
     assert saved.config["training"]["task"] == config["task"]
+    assert saved.config["training"]["config"]["optim"] == config["optim"]  # lr and loss weights recorded
     assert saved.config["model"]["sync"] == config["model"].get("sync", True)
 
 
@@ -94,3 +95,52 @@ def test_the_default_model_stages_describe_one_model():
     assert temporal["optim"]["trainable"] == ["temporal", "sync_weight"]
     assert temporal["data"]["consecutive"] and temporal["data"]["temporal_sbi_prob"] > 0
     assert temporal["data"]["clip_len"] == pretext["data"]["clip_len"]  # the training extraction's clips
+
+
+def test_training_defaults_have_one_source():
+    """DEFAULTS, the data module's and the LightningModules' constructor defaults all come
+    from the config dataclasses: a value left out of a YAML file and one left out of a
+    constructor call are the same number."""
+    import inspect
+    from dataclasses import fields
+
+    from vidfake.train import datamodule, run
+    from vidfake.train.config import DataConfig, OptimConfig, TrainConfig
+    from vidfake.train.module import DetectorModule, VidfakeModule
+    from vidfake.train.pretext import SyncPretextModule
+
+    assert run.DEFAULTS == TrainConfig().to_dict()
+    data_module = inspect.signature(datamodule.FaceClipDataModule).parameters
+    for f in fields(DataConfig):
+        if f.name != "dir":  # the folder is the positional data_dir
+            assert data_module[f.name].kind is inspect.Parameter.KEYWORD_ONLY, f.name
+            assert data_module[f.name].default == f.default, f.name
+    optim = {f.name: f.default for f in fields(OptimConfig)}
+    for module in (VidfakeModule, DetectorModule, SyncPretextModule):
+        parameters = list(inspect.signature(module).parameters.values())
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters[1:]), module
+        shared = [p for p in parameters if p.name in optim]
+        assert len(shared) >= 3 and all(p.default == optim[p.name] for p in shared), module
+    assert DetectorModule.__init__.__kwdefaults__["sync_loss_weight"] == run.DEFAULTS["optim"]["sync_loss_weight"]
+
+
+def test_config_errors_name_the_key_and_the_valid_ones(tmp_path):
+    from vidfake.train import run
+
+    with pytest.raises(run.ConfigError, match=r"--set data.clip_length=4: unknown data keys \['clip_length'\]; "
+                                              r"valid keys: dir, clip_len, batch_size"):
+        run.load_config(None, ["data.clip_length=4"])
+    with pytest.raises(run.ConfigError, match=r"unknown model keys \['backbon'\]; valid keys: backbone"):
+        run.load_config(None, ["model.backbon=resnet10t"])
+    with pytest.raises(run.ConfigError, match=r"unknown sections \['optimizer'\]; valid sections: task, data"):
+        run.load_config(None, ["optimizer.lr=1"])
+    path = tmp_path / "bad.yaml"
+    path.write_text("trainer:\n  progress_bar: fancy\n")
+    with pytest.raises(run.ConfigError, match=rf"{path}: trainer.progress_bar must be one of"):
+        run.load_config(path)
+    config = run.load_config(None, ["model.sync_dim=8"])
+    assert config["model"]["sync_dim"] == 8 and config["model"]["backbone"] == "tf_efficientnet_lite0"
+    # a misspelt backbone is refused before any data is read (tmp_path is no extraction)
+    config = run.load_config(None, ["model.backbone=resnet10", f"data.dir={tmp_path}"])
+    with pytest.raises(run.ConfigError, match=r"unknown backbone 'resnet10' \(model.backbone\): did you mean resnet10t"):
+        run.build(config)

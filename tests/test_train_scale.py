@@ -93,8 +93,9 @@ def test_resume_continues_the_step_count(faces, tmp_path, capsys):
     first.trainer.callbacks.append(Interrupt(step=3))
     with pytest.raises(RuntimeError, match="interrupted"):
         run.fit(first)
-    saved = torch.load(out / "last.ckpt", weights_only=True)
+    saved = torch.load(out / "last.ckpt", weights_only=True)  # plain values only, hyperparameters included
     assert saved["global_step"] == 2  # written at the validation of step 2
+    assert saved["hyper_parameters"]["optim"]["lr"] == 0.001 and saved["hyper_parameters"]["trainer"]["max_steps"] == 4
     assert saved["callbacks"]["SaveVidfakeCheckpoint"]["best_step"] == 2
     assert load_checkpoint(out / "last.safetensors").config["training"]["steps"] == 2
 

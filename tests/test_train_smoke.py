@@ -10,6 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from tests import media
 from tests.train_folders import single_thread  # noqa: F401 (fixture)
@@ -88,6 +89,15 @@ def test_train_smoke_writes_scorable_checkpoints(extracted, videos, tmp_path, ca
     ckpt = load_checkpoint(out / "last.safetensors")
     assert ckpt.config["training"]["steps"] == 2
     assert ckpt.config["training"]["data_dir"] == str(extracted.resolve())
+    # the run's record: the merged config, defaults filled in, in the logs and the checkpoint
+    hparams = metrics[0].parent / "hparams.yaml"
+    recorded = yaml.safe_load(hparams.read_text())
+    assert recorded["optim"]["lr"] == 0.001 and recorded["optim"]["frame_loss_weight"] == 0.5  # smoke.yaml's
+    assert recorded["optim"]["clip_loss_weight"] == 1.0 and recorded["data"]["balance"] == "method"  # defaults
+    assert recorded["data"]["dir"] == str(extracted) and recorded["trainer"]["max_steps"] == 2  # arguments
+    assert recorded["model"] == ckpt.config["model"]
+    assert ckpt.config["training"]["config"] == recorded
+    assert run.load_config(hparams) == recorded  # the record is itself a config for --config
     assert ckpt.config["extract"]["crop"]["size"] == 64
     assert not any(k.startswith("model.") for k in ckpt.state_dict)
 
@@ -147,7 +157,7 @@ def test_sbi_training_drives_loss_down(extracted):
     for epoch in range(40):
         dm.train_set.set_epoch(epoch)  # fresh pseudo-fakes every epoch, as in training
         for batch in dm.train_dataloader():
-            loss, _ = module._loss(batch)
+            loss, _, _ = module.losses(batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -14,6 +14,11 @@ would call code; they hold ``{"format", "format_version", "config": dict,
 
 torch is imported only where tensors are handled: reading a safetensors checkpoint's
 config (``read_header``) needs neither torch nor the weights.
+
+``checkpoint_config`` defines what every checkpoint's config holds (training's callback
+and ``init_checkpoint`` both build it), and ``init_checkpoint`` writes an untrained one.
+The configs they take are imported inside them, so this module stays on top of
+``extract``/``temporal`` and never imports ``train`` or ``eval``.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import os
 import pickle
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +36,10 @@ from safetensors import safe_open
 
 if TYPE_CHECKING:
     import torch
+
+    from vidfake.extract.pipeline import ExtractConfig
+    from vidfake.temporal import ModelConfig
+    from vidfake.temporal.aggregate import AggregationConfig
 
 FORMAT = "vidfake-checkpoint"
 FORMAT_VERSION = "1"
@@ -226,3 +235,52 @@ def read_header(path: str | os.PathLike) -> CheckpointHeader:
     else:
         config, _ = _load_safetensors(path, weights=False)
     return CheckpointHeader(config=config, path=str(path), sha256=sha)
+
+
+def checkpoint_config(model: ModelConfig, extract: ExtractConfig, aggregation: AggregationConfig, **extra) -> dict:
+    """The whole config a checkpoint carries. Crops are cut at the model's input size.
+
+    Args:
+        model, extract, aggregation: the settings scoring rebuilds from the file.
+        extra: further top-level entries (``name``, ``version``, ``training``, ...).
+    Returns:
+        A strict-JSON dict for :func:`save_checkpoint`.
+    """
+    from vidfake import __version__
+
+    extract = replace(extract, crop=replace(extract.crop, size=model.input_size, mouth_size=model.mouth_size))
+    return {
+        "model": model.to_dict(),
+        "extract": extract.to_dict(),
+        "aggregation": aggregation.to_dict(),
+        "vidfake_version": __version__,
+        **extra,
+    }
+
+
+def init_checkpoint(path: str | os.PathLike, model: ModelConfig, extract: ExtractConfig | None = None,
+                    seed: int = 0) -> Path:
+    """Write a randomly initialised checkpoint, so users and tests can run the whole
+    scoring path before a trained model exists. Its config says it is untrained
+    (``version="untrained"``), and every verdict made with it carries a warning.
+
+    Args:
+        path: the ``.safetensors`` file to write.
+        model: the architecture; ``extract``: extraction settings (defaults if None).
+        seed: torch's seed for the random weights, so the same call writes the same file.
+    Returns:
+        ``path`` as a Path.
+    """
+    import torch
+
+    from vidfake.extract.pipeline import ExtractConfig
+    from vidfake.temporal import create_model
+    from vidfake.temporal.aggregate import AggregationConfig
+
+    torch.manual_seed(seed)
+    network = create_model(model)
+    config = checkpoint_config(
+        model, extract or ExtractConfig(), AggregationConfig(),
+        name=Path(path).stem, version="untrained", training={"untrained": True, "seed": seed},
+    )
+    return save_checkpoint(path, network.state_dict(), config)

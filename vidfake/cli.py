@@ -34,9 +34,9 @@ def _debug_log(path: Path | None) -> Iterator[None]:
 
 def _add_extract(sub: argparse._SubParsersAction) -> None:
     from vidfake.extract.crop import CropConfig
-    from vidfake.extract.detect_config import DetectorConfig
+    from vidfake.extract.detect_config import FaceDetectorConfig
 
-    det, crop = DetectorConfig(), CropConfig()
+    det, crop = FaceDetectorConfig(), CropConfig()
     p = sub.add_parser(
         "extract",
         help="extract face crops from videos and images into a labelled image dataset",
@@ -80,7 +80,7 @@ def _run_extract(args: argparse.Namespace) -> int:
 
     from vidfake.extract.crop import CropConfig
     from vidfake.extract.dataset import ExtractError, OutputOptions, collect_media, run_extraction
-    from vidfake.extract.detect import DetectorConfig
+    from vidfake.extract.detect import FaceDetectorConfig
     from vidfake.extract.labels import LabelError, build_label_resolver
     from vidfake.extract.pipeline import ExtractConfig
     from vidfake.extract.sampling import PlanError
@@ -88,8 +88,8 @@ def _run_extract(args: argparse.Namespace) -> int:
     try:
         config = ExtractConfig(
             plan=f"uniform:{args.frames}" if args.frames else args.plan,
-            detector=replace(
-                DetectorConfig(), device=args.device, max_side=args.max_side,
+            face_detector=replace(
+                FaceDetectorConfig(), device=args.device, max_side=args.max_side,
                 min_face_size=args.min_face, keyframe_interval=max(1, args.keyframe_interval),
             ),
             crop=replace(CropConfig(), size=args.size, margin=args.margin),
@@ -163,9 +163,9 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 
 def _run_score(args: argparse.Namespace) -> int:
     from vidfake.checkpoint import CheckpointError
+    from vidfake.eval.results import write_results
     from vidfake.extract.dataset import ExtractError, collect_media
     from vidfake.extract.sampling import PlanError
-    from vidfake.reports import write_results
     from vidfake.scoring import Scorer
 
     from vidfake.examples import ExampleMissingError, example_path
@@ -201,7 +201,7 @@ def _run_score(args: argparse.Namespace) -> int:
         _print_table(verdicts)
     write_results(verdicts, csv_or_jsonl=args.out, submission=args.submission)
     if args.plots:
-        from vidfake.reports import write_timelines
+        from vidfake.eval.results import write_timelines
 
         write_timelines(verdicts, args.plots)
     return 1 if any(v.status in ("unreadable", "unsupported") for v in verdicts) else 0
@@ -242,9 +242,9 @@ def _add_init_checkpoint(sub: argparse._SubParsersAction) -> None:
 def _run_init_checkpoint(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from vidfake.checkpoint import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
     from vidfake.extract.sampling import PlanError
-    from vidfake.init_checkpoint import init_checkpoint
     from vidfake.temporal.config import ModelConfig
 
     try:
@@ -388,8 +388,8 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
-    from vidfake.calibrate import CalibrationError, calibrate_checkpoint
     from vidfake.checkpoint import CheckpointError
+    from vidfake.eval.calibrate import CalibrationError, calibrate_checkpoint
 
     try:
         predictions = args.predictions

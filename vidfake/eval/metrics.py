@@ -13,6 +13,8 @@ Every function validates its input and raises :class:`MetricError` (a ``ValueErr
 message that says what is wrong, instead of returning NaN: empty input, length mismatch,
 labels other than 0/1, NaN or infinite scores (reported with their count and first indices),
 probabilities outside ``[0, 1]`` for log loss, and a single class where a metric needs both.
+The one exception is :func:`expected_calibration_error`, which is NaN for empty input
+(the plots and reports show it as "n/a" when no file was scored).
 
 The ranking metrics match scikit-learn exactly (``roc_curve`` with
 ``drop_intermediate=False``, ``roc_auc_score``, ``average_precision_score``), ties included:
@@ -28,12 +30,15 @@ __all__ = [
     "DFDC_CLIP",
     "MetricError",
     "accuracy_at",
+    "as_labels",
     "average_precision",
     "balanced_accuracy_at",
     "bootstrap_ci",
+    "calibration_bins",
     "compute_metrics",
     "confusion_at",
     "equal_error_rate",
+    "expected_calibration_error",
     "log_loss",
     "paired_bootstrap_difference",
     "roc_auc",
@@ -62,14 +67,17 @@ class MetricError(ValueError):
 # ----------------------------------------------------------------------------- validation
 
 
-def _as_labels(labels) -> np.ndarray:
+def as_labels(labels, *, allow_empty: bool = False) -> np.ndarray:
+    """``labels`` as an int64 array of 0 (real) / 1 (fake); :class:`MetricError` naming
+    what is wrong otherwise. Empty input is an error unless ``allow_empty`` (the plots and
+    :func:`expected_calibration_error` draw or return nothing for it)."""
     try:
         arr = np.asarray(labels)
     except Exception as exc:  # ragged sequences and the like
         raise MetricError(f"labels could not be converted to an array: {exc}") from exc
     if arr.ndim != 1:
         raise MetricError(f"labels must be a 1-D sequence; got shape {arr.shape}")
-    if arr.size == 0:
+    if arr.size == 0 and not allow_empty:
         raise MetricError("labels are empty; metrics need at least one example")
     if arr.dtype == bool:
         return arr.astype(np.int64)
@@ -117,7 +125,7 @@ def _preview(items: list, k: int = 5) -> str:
 
 
 def _check(labels, scores, name: str = "scores") -> tuple[np.ndarray, np.ndarray]:
-    y = _as_labels(labels)
+    y = as_labels(labels)
     s = _as_scores(scores, y.size, name)
     return y, s
 
@@ -299,6 +307,40 @@ def log_loss(labels, probs, clip: float = DFDC_CLIP) -> float:
     p = np.clip(p, c, 1.0 - c)
     losses = np.where(y == 1, -np.log(p), -np.log1p(-p))
     return float(losses.mean())
+
+
+def calibration_bins(labels, probs, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of ``[0, 1]`` (a probability of exactly 1.0 falls in the last):
+    the number of examples, the sum of their probabilities and the number of fakes, as
+    three arrays of length ``n_bins``. :func:`expected_calibration_error` and the
+    reliability diagram both read these. Empty input gives bins of zeros."""
+    if n_bins < 1:
+        raise MetricError(f"n_bins must be >= 1; got {n_bins!r}")
+    y = as_labels(labels, allow_empty=True)
+    p = _as_scores(probs, y.size, "probs")
+    _check_probs(p)
+    idx = np.clip(np.floor(p * n_bins).astype(int), 0, n_bins - 1)
+    counts = np.bincount(idx, minlength=n_bins)
+    sum_p = np.bincount(idx, weights=p, minlength=n_bins)
+    sum_y = np.bincount(idx, weights=y.astype(float), minlength=n_bins)
+    return counts, sum_p, sum_y
+
+
+def expected_calibration_error(labels, probs, n_bins: int = 10) -> float:
+    """Expected calibration error with ``n_bins`` equal-width bins on [0, 1].
+
+    ECE = sum_b (n_b / N) * |mean(probs in b) - fraction of fakes in b|. NaN for empty
+    input (the one metric here that allows it: a report of no scored files shows "n/a");
+    :class:`MetricError` for non-finite or out-of-range probabilities (filter unscored
+    files before calling).
+    """
+    counts, sum_p, sum_y = calibration_bins(labels, probs, n_bins)
+    n = int(counts.sum())
+    if n == 0:
+        return float("nan")
+    used = counts > 0
+    gaps = np.abs(sum_p[used] - sum_y[used]) / counts[used]
+    return float(np.sum(counts[used] / n * gaps))
 
 
 # ----------------------------------------------------------------------------- thresholded

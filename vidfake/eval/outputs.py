@@ -16,8 +16,8 @@ from vidfake.eval.evaluate import (
     scored_rows,
     write_submissions,
 )
-from vidfake.eval.metrics import DFDC_CLIP, paired_bootstrap_difference, roc_auc
-from vidfake.eval.plots import expected_calibration_error, plot_reliability, plot_roc, plot_score_histograms
+from vidfake.eval.metrics import DFDC_CLIP, expected_calibration_error, paired_bootstrap_difference, roc_auc
+from vidfake.eval.plots import plot_reliability, plot_roc, plot_score_histograms
 from vidfake.eval.report import write_report
 
 SETTINGS_FILE = "eval_settings.json"

@@ -17,6 +17,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from vidfake.eval.metrics import as_labels, calibration_bins, expected_calibration_error
+
 FIGSIZE = (7.0, 5.0)  # inches; at DPI -> 840 x 600 pixels
 TIMELINE_FIGSIZE = (10.0, 4.0)  # -> 1200 x 480 pixels
 DPI = 120
@@ -53,60 +55,14 @@ def _as_float_array(values, name: str) -> np.ndarray:
     return arr
 
 
-def _as_labels(labels) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {arr.shape}")
-    if arr.size and arr.dtype.kind not in "biuf":
-        raise ValueError("labels must be 0 (real) / 1 (fake)")
-    arr = arr.astype(float)
-    if arr.size and not np.all((arr == 0) | (arr == 1)):
-        raise ValueError("labels must be 0 (real) / 1 (fake)")
-    return arr.astype(int)
-
-
 def _paired(labels, scores) -> tuple[np.ndarray, np.ndarray, int]:
     """Labels and scores with the unscored (None / NaN) entries removed, and how many were."""
-    y = _as_labels(labels)
+    y = as_labels(labels, allow_empty=True)
     s = _as_float_array(scores, "scores")
     if y.shape != s.shape:
         raise ValueError(f"labels and scores differ in length: {y.size} vs {s.size}")
     keep = np.isfinite(s)
     return y[keep], s[keep], int((~keep).sum())
-
-
-# --------------------------------------------------------------------------- metric
-
-def expected_calibration_error(labels, probs, n_bins: int = 10) -> float:
-    """Expected calibration error with ``n_bins`` equal-width bins on [0, 1].
-
-    ECE = sum_b (n_b / N) * |mean(probs in b) - fraction of fakes in b|. A probability of
-    exactly 1.0 falls in the last bin. NaN for empty input; raises on non-finite or
-    out-of-range probabilities (filter unscored files before calling).
-    """
-    if n_bins < 1:
-        raise ValueError("n_bins must be >= 1")
-    y = _as_labels(labels)
-    p = _as_float_array(probs, "probs")
-    if y.shape != p.shape:
-        raise ValueError(f"labels and probs differ in length: {y.size} vs {p.size}")
-    if p.size == 0:
-        return float("nan")
-    if not np.all(np.isfinite(p)):
-        raise ValueError("probs contain NaN/inf/None; drop unscored files first")
-    if np.any(p < 0) or np.any(p > 1):
-        raise ValueError("probs must lie in [0, 1]")
-    idx = _bin_index(p, n_bins)
-    counts = np.bincount(idx, minlength=n_bins)
-    sum_p = np.bincount(idx, weights=p, minlength=n_bins)
-    sum_y = np.bincount(idx, weights=y.astype(float), minlength=n_bins)
-    used = counts > 0
-    gaps = np.abs(sum_p[used] - sum_y[used]) / counts[used]
-    return float(np.sum(counts[used] / p.size * gaps))
-
-
-def _bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
-    return np.clip(np.floor(p * n_bins).astype(int), 0, n_bins - 1)
 
 
 # --------------------------------------------------------------------------- plots
@@ -220,10 +176,7 @@ def plot_reliability(labels, probs, path: str | Path, n_bins: int = 10, title: s
     p = np.clip(p, 0.0, 1.0)
     ece = expected_calibration_error(y, p, n_bins)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    idx = _bin_index(p, n_bins) if p.size else np.zeros(0, dtype=int)
-    counts = np.bincount(idx, minlength=n_bins)
-    sum_p = np.bincount(idx, weights=p, minlength=n_bins)
-    sum_y = np.bincount(idx, weights=y.astype(float), minlength=n_bins)
+    counts, sum_p, sum_y = calibration_bins(y, p, n_bins)
     used = counts > 0
 
     fig = _new_figure()
@@ -330,7 +283,6 @@ __all__ = [
     "DPI",
     "FIGSIZE",
     "TIMELINE_FIGSIZE",
-    "expected_calibration_error",
     "plot_reliability",
     "plot_roc",
     "plot_score_histograms",

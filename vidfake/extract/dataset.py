@@ -30,7 +30,7 @@ from PIL import Image
 from vidfake.extract.labels import LabelInfo, LabelResolver
 from vidfake.extract.failures import file_failure, open_debug_log
 from vidfake.extract.media_types import media_kind
-from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaFaces
+from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaFaces, current_extract_keys
 from vidfake.extract.video import DecodeError, NoAudioError, read_audio
 
 AUDIO_RATE = 16000  # the rate the audio-visual sync head consumes
@@ -273,6 +273,9 @@ def _prepare_out_dir(out_dir: Path, config: ExtractConfig, options: OutputOption
         previous = json.loads(config_path.read_text())
         if not resume:
             raise ExtractError(f"{out_dir} already holds an extraction: pass --resume to continue it, or choose a new --out")
+        saved = previous.get("extract") if isinstance(previous, dict) else None
+        if isinstance(saved, dict) and "face_detector" not in saved:  # extracted before that key was renamed
+            previous["extract"] = current_extract_keys(saved)
         if previous != json.loads(json.dumps(settings)):
             raise ExtractError(f"{out_dir} was extracted with other settings (see its config.json); use a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidfake.extract.detect_config import DetectorConfig  # re-exported: it lives apart so reading it needs no torch
+from vidfake.extract.detect_config import FaceDetectorConfig  # re-exported: it lives apart so reading it needs no torch
 
 if TYPE_CHECKING:
     import torch
@@ -68,11 +68,11 @@ class FaceDetector:
     """Batched MTCNN on CPU or CUDA. Inputs are the detection copies (see ``downscale``);
     ``scale`` maps results back to the full-resolution frame."""
 
-    def __init__(self, config: DetectorConfig | None = None):
+    def __init__(self, config: FaceDetectorConfig | None = None):
         import torch
         from facenet_pytorch import MTCNN
 
-        self.config = config or DetectorConfig()
+        self.config = config or FaceDetectorConfig()
         self.device = torch.device(self.config.device)
         self._mtcnn = MTCNN(
             keep_all=True,

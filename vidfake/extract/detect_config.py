@@ -1,6 +1,7 @@
 """The face detector's settings, apart from the detector itself.
 
-Kept free of torch so that what only needs the numbers (``vidfake extract --help`` shows
+Named ``FaceDetectorConfig`` (``face_detector`` in ``ExtractConfig`` and in saved
+configs) so it is never mistaken for the deepfake model. Kept free of torch so that what only needs the numbers (``vidfake extract --help`` shows
 the defaults, configs are read from checkpoints) does not pay for importing it.
 """
 from __future__ import annotations
@@ -9,8 +10,8 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class DetectorConfig:
-    """Every detector threshold in one place; saved with extraction records and checkpoints."""
+class FaceDetectorConfig:
+    """Every face detector threshold in one place; saved with extraction records and checkpoints."""
 
     max_side: int = 640  # detection copy's long side, pixels
     min_face_size: int = 20  # smallest face searched, pixels at detection scale

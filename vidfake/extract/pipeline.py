@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from vidfake.config import from_dict
 from vidfake.extract.crop import CropConfig, crop_face, crop_mouth
-from vidfake.extract.detect import DetectorConfig, FaceDetector, FrameDetections, detection_scale, downscale
+from vidfake.extract.detect import FaceDetector, FaceDetectorConfig, FrameDetections, detection_scale, downscale
 from vidfake.extract.sampling import parse_plan
 from vidfake.extract.track import (
     FaceTrack,
@@ -66,7 +67,7 @@ class ExtractConfig:
     (and later in checkpoints) so training and scoring cut faces the same way."""
 
     plan: str = "uniform:32"
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    face_detector: FaceDetectorConfig = field(default_factory=FaceDetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     crop: CropConfig = field(default_factory=CropConfig)
     decoder: Backend = "auto"
@@ -84,16 +85,23 @@ class ExtractConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ExtractConfig:
-        """Rebuild from ``to_dict`` output (e.g. a checkpoint's saved settings)."""
-        nested = {"detector": DetectorConfig, "tracker": TrackerConfig, "crop": CropConfig}
-        values = dict(data)
-        for key, kind in nested.items():
-            if key in values:
-                part = dict(values[key])
-                if kind is DetectorConfig and "stage_thresholds" in part:
-                    part["stage_thresholds"] = tuple(part["stage_thresholds"])
-                values[key] = kind(**part)
-        return cls(**values)
+        """Rebuild from ``to_dict`` output (e.g. a checkpoint's saved settings), older
+        key names included (see :func:`current_extract_keys`)."""
+        return from_dict(cls, current_extract_keys(data), "extract config")
+
+
+def current_extract_keys(data: dict) -> dict:
+    """A saved extract config (a checkpoint's or an extraction folder's) with the face
+    detector's settings under ``face_detector``. Configs saved before that rename, the
+    packaged default model's among them, call them ``detector``; they are read, never
+    written that way again."""
+    if "detector" not in data:
+        return dict(data)
+    if "face_detector" in data:
+        raise ValueError("extract config has both 'detector' (the old name of 'face_detector') and 'face_detector'")
+    values = {key: value for key, value in data.items() if key != "detector"}
+    values["face_detector"] = data["detector"]
+    return values
 
 
 @dataclass
@@ -114,6 +122,8 @@ CropSink = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 
 @dataclass(frozen=True)
 class ImageInfo:
+    """A still image's path and upright size (what ``VideoInfo`` is for a video)."""
+
     path: str
     width: int
     height: int
@@ -150,10 +160,12 @@ class FaceExtractor:
 
     def __init__(self, config: ExtractConfig | None = None):
         self.config = config or ExtractConfig()
+        self.plan = parse_plan(self.config.plan)  # parsed once, not per file
 
     @cached_property
     def detector(self) -> FaceDetector:
-        return FaceDetector(self.config.detector)
+        """The face detector, loaded on first use."""
+        return FaceDetector(self.config.face_detector)
 
     def _check_size(self, path: Path, width: int, height: int) -> None:
         if width * height > self.config.max_pixels:
@@ -212,10 +224,10 @@ class FaceExtractor:
             reader = open_video(path, cfg.decoder, probed)
         info = reader.info
         self._check_size(path, info.width, info.height)
-        wanted = parse_plan(cfg.plan).indices(info.num_frames)
+        wanted = self.plan.indices(info.num_frames)
         frame_bytes = info.width * info.height * 3
         segment_len = max(1, (cfg.max_buffer_mb << 20) // frame_bytes)
-        scale = detection_scale(info.width, info.height, cfg.detector.max_side)
+        scale = detection_scale(info.width, info.height, cfg.face_detector.max_side)
 
         decoded: list[int] = []
         tracks: list[FaceTrack] = []
@@ -231,8 +243,8 @@ class FaceExtractor:
                     break
                 frames = turn_frames(frames, turn)
                 with _timed(timings, "detect"):
-                    small = downscale(frames, cfg.detector.max_side)
-                    detections += self._detect_segment(small, scale, detections)
+                    small = downscale(frames, cfg.face_detector.max_side)
+                    detections += _detect_segment(self.detector, small, scale, detections, cfg)
                 first_step = len(decoded)
                 decoded += seg_indices.tolist()
                 with _timed(timings, "track"):
@@ -242,7 +254,7 @@ class FaceExtractor:
                     if start + segment_len >= len(wanted):  # last segment: no crops for tracks to be dropped
                         tracks = select_tracks(tracks, len(decoded), cfg.tracker)
                 with _timed(timings, "crop"):
-                    self._crop_segment(frames, first_step, tracks, decoded, crops)
+                    _crop_segment(frames, first_step, tracks, decoded, crops, cfg)
                 if sink is not None:
                     _hand_over(crops, first_step, decoded, reader.timestamps, sink)
                 del frames, small
@@ -255,77 +267,9 @@ class FaceExtractor:
             warnings.append(f"{len(wanted) - len(decoded)} of {len(wanted)} planned frames could not be decoded")
         with _timed(timings, "track"):
             tracks = select_tracks(tracks, len(decoded), cfg.tracker)
-        faces = self._assemble(tracks, decoded, crops)
+        faces = _assemble(tracks, decoded, crops, cfg)
         return MediaFaces("video", info, cfg.plan, np.asarray(decoded), timestamps, faces, warnings, dict(timings),
                           rotation_retry=turn)
-
-    def _detect_segment(
-        self, small: np.ndarray, scale: float, history: list[FrameDetections]
-    ) -> list[FrameDetections]:
-        """Full search on keyframes; predicted-and-refined boxes on the frames between."""
-        n, first = len(small), len(history)
-        interval = self.config.detector.keyframe_interval
-        keys = sorted({i for i in range(n) if (first + i) % interval == 0} | {n - 1})
-        result: list[FrameDetections] = [FrameDetections() for _ in range(n)]
-        for i, found in zip(keys, self.detector.detect(small[keys], scale)):
-            result[i] = found
-        between = sorted(set(range(n)) - set(keys))
-        if not between:
-            return result
-        predicted = self._predict_boxes(history + result, first, between)
-        refined = self.detector.refine(small[between], scale, [predicted[i] for i in between])
-        retry = []
-        for i, found in zip(between, refined):
-            result[i] = found
-            around = [k for k in keys if k < i][-1:] + [next(k for k in keys if k > i)]
-            if len(found) < max(1, *(len(result[k]) for k in around)):
-                retry.append(i)  # fewer faces than the keyframes around it: look properly
-        if retry:
-            for i, found in zip(retry, self.detector.detect(small[retry], scale)):
-                result[i] = found
-        return result
-
-    def _predict_boxes(self, detections: list[FrameDetections], first: int, between: list[int]) -> dict[int, np.ndarray]:
-        """Boxes interpolated in step order from the tracks around each in-between frame."""
-        predicted = {i: [] for i in between}
-        for chain in link_detections(detections, self.config.tracker):
-            for i in between:
-                if chain.steps[0] < first + i < chain.steps[-1]:
-                    predicted[i].append(interp_rows(first + i, chain.steps, chain.boxes)[0])
-        return {i: np.asarray(b, np.float32).reshape(-1, 4) for i, b in predicted.items()}
-
-    def _crop_segment(self, frames, first_step, tracks, decoded, crops) -> None:
-        cfg = self.config.crop
-        positions = {idx: first_step + k for k, idx in enumerate(decoded[first_step:])}
-        for track in tracks:
-            for t, frame_index in enumerate(track.frame_indices.tolist()):
-                step = positions.get(frame_index)
-                if step is None or (track.track_id, step) in crops:
-                    continue
-                frame = frames[step - first_step]
-                box, marks = track.boxes[t], track.landmarks[t]
-                mouth = crop_mouth(frame, box, marks, cfg) if self.config.mouths else None
-                crops[(track.track_id, step)] = (crop_face(frame, box, cfg), mouth, box)
-
-    def _assemble(self, tracks: list[FaceTrack], decoded: list[int], crops: dict) -> list[FaceClip]:
-        """Final tracks with their crops; the boxes recorded are the ones the crops were cut at."""
-        step_of = {idx: k for k, idx in enumerate(decoded)}
-        faces = []
-        for new_id, track in enumerate(tracks[:1] if self.config.largest_face_only else tracks):
-            keys = [(track.track_id, step_of[int(i)]) for i in track.frame_indices]
-            have = np.array([k in crops for k in keys])
-            track = track.subset(have)
-            kept = [crops[k] for k, ok in zip(keys, have) if ok]
-            if not kept:
-                continue
-            track.boxes = np.stack([k[2] for k in kept]).astype(np.float32)
-            source_id, track.track_id = track.track_id, new_id
-            if kept[0][0] is None:  # streamed: the sink has the crops
-                faces.append(FaceClip(track, None, None, source_id))
-                continue
-            mouths = np.stack([k[1] for k in kept]) if self.config.mouths else None
-            faces.append(FaceClip(track, np.stack([k[0] for k in kept]), mouths, source_id))
-        return faces
 
     def extract_image(self, path: str | Path) -> MediaFaces:
         """A still image is a one-frame video: same detector, same crop."""
@@ -334,20 +278,101 @@ class FaceExtractor:
         with _timed(timings, "decode"):
             frame = load_image(path)
         self._check_size(path, frame.shape[1], frame.shape[0])
-        scale = detection_scale(frame.shape[1], frame.shape[0], self.config.detector.max_side)
+        scale = detection_scale(frame.shape[1], frame.shape[0], self.config.face_detector.max_side)
         with _timed(timings, "detect"):
-            found = self.detector.detect(downscale(frame[None], self.config.detector.max_side), scale)
+            found = self.detector.detect(downscale(frame[None], self.config.face_detector.max_side), scale)
         zero = np.zeros(1, dtype=np.int64)
         with _timed(timings, "track"):
             chains = link_detections(found, self.config.tracker)
             tracks = [chain_to_track(c, zero, np.zeros(1), self.config.tracker) for c in chains]
         crops: dict = {}
         with _timed(timings, "crop"):
-            self._crop_segment(frame[None], 0, tracks, [0], crops)
+            _crop_segment(frame[None], 0, tracks, [0], crops, self.config)
         tracks = select_tracks(tracks, 1, self.config.tracker)
         info = ImageInfo(str(path), frame.shape[1], frame.shape[0])
-        faces = self._assemble(tracks, [0], crops)
+        faces = _assemble(tracks, [0], crops, self.config)
         return MediaFaces("image", info, "image", zero, np.zeros(1), faces, [], dict(timings))
+
+
+# -- the steps of one segment ------------------------------------------------------------
+
+
+def _detect_segment(
+    detector: FaceDetector, small: np.ndarray, scale: float, history: list[FrameDetections], cfg: ExtractConfig
+) -> list[FrameDetections]:
+    """Full search on keyframes (every ``keyframe_interval``-th sampled frame, and the
+    segment's last); on the frames between, boxes predicted from the tracks around them
+    and checked by the detector's refine stage. A frame where fewer faces are confirmed
+    than the keyframes around it hold is searched in full after all."""
+    n, first = len(small), len(history)
+    interval = cfg.face_detector.keyframe_interval
+    keys = sorted({i for i in range(n) if (first + i) % interval == 0} | {n - 1})
+    result: list[FrameDetections] = [FrameDetections() for _ in range(n)]
+    for i, found in zip(keys, detector.detect(small[keys], scale)):
+        result[i] = found
+    between = sorted(set(range(n)) - set(keys))
+    if not between:
+        return result
+    predicted = _predict_boxes(history + result, first, between, cfg.tracker)
+    refined = detector.refine(small[between], scale, [predicted[i] for i in between])
+    retry = []
+    for i, found in zip(between, refined):
+        result[i] = found
+        around = [k for k in keys if k < i][-1:] + [next(k for k in keys if k > i)]
+        if len(found) < max(1, *(len(result[k]) for k in around)):
+            retry.append(i)  # fewer faces than the keyframes around it: look properly
+    if retry:
+        for i, found in zip(retry, detector.detect(small[retry], scale)):
+            result[i] = found
+    return result
+
+
+def _predict_boxes(detections: list[FrameDetections], first: int, between: list[int],
+                   tracker: TrackerConfig) -> dict[int, np.ndarray]:
+    """Boxes interpolated in step order from the tracks around each in-between frame."""
+    predicted = {i: [] for i in between}
+    for chain in link_detections(detections, tracker):
+        for i in between:
+            if chain.steps[0] < first + i < chain.steps[-1]:
+                predicted[i].append(interp_rows(first + i, chain.steps, chain.boxes)[0])
+    return {i: np.asarray(b, np.float32).reshape(-1, 4) for i, b in predicted.items()}
+
+
+def _crop_segment(frames: np.ndarray, first_step: int, tracks: list[FaceTrack], decoded: list[int], crops: dict,
+                  cfg: ExtractConfig) -> None:
+    """Cut each track's face (and mouth) on the segment's frames into ``crops``, keyed by
+    (track id, step), with the box it was cut at; a step already cut is left alone."""
+    positions = {idx: first_step + k for k, idx in enumerate(decoded[first_step:])}
+    for track in tracks:
+        for t, frame_index in enumerate(track.frame_indices.tolist()):
+            step = positions.get(frame_index)
+            if step is None or (track.track_id, step) in crops:
+                continue
+            frame = frames[step - first_step]
+            box, marks = track.boxes[t], track.landmarks[t]
+            mouth = crop_mouth(frame, box, marks, cfg.crop) if cfg.mouths else None
+            crops[(track.track_id, step)] = (crop_face(frame, box, cfg.crop), mouth, box)
+
+
+def _assemble(tracks: list[FaceTrack], decoded: list[int], crops: dict, cfg: ExtractConfig) -> list[FaceClip]:
+    """Final tracks with their crops; the boxes recorded are the ones the crops were cut at."""
+    step_of = {idx: k for k, idx in enumerate(decoded)}
+    faces = []
+    for new_id, track in enumerate(tracks[:1] if cfg.largest_face_only else tracks):
+        keys = [(track.track_id, step_of[int(i)]) for i in track.frame_indices]
+        have = np.array([k in crops for k in keys])
+        track = track.subset(have)
+        kept = [crops[k] for k, ok in zip(keys, have) if ok]
+        if not kept:
+            continue
+        track.boxes = np.stack([k[2] for k in kept]).astype(np.float32)
+        source_id, track.track_id = track.track_id, new_id
+        if kept[0][0] is None:  # streamed: the sink has the crops
+            faces.append(FaceClip(track, None, None, source_id))
+            continue
+        mouths = np.stack([k[1] for k in kept]) if cfg.mouths else None
+        faces.append(FaceClip(track, np.stack([k[0] for k in kept]), mouths, source_id))
+    return faces
 
 
 def _hand_over(crops: dict, first_step: int, decoded: list[int], timestamps: np.ndarray, sink: CropSink) -> None:

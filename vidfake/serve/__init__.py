@@ -13,7 +13,8 @@ takes too long. Modules, one job each:
 - ``worker``: the bounded pools (header probes, scoring jobs taken from the store);
 - ``retention``: deleting uploads and thumbnails once their retention period is over;
 - ``service``: the pieces above wired together for one data folder;
-- ``schemas`` and ``app``: the FastAPI application and its OpenAPI schema;
+- ``schemas``, ``routes`` and ``app``: the OpenAPI models, the HTTP routes, and the FastAPI
+  application around them (lifespan, token check, web page);
 - ``static/``: the web page (plain HTML, CSS and JavaScript, no external assets).
 
 Nothing here is imported by ``vidfake`` itself, so the scoring code knows no HTTP.

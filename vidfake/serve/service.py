@@ -31,6 +31,35 @@ class ServiceError(RuntimeError):
     """The service cannot start with these settings (data folder in use, bad database)."""
 
 
+class DataDirLock:
+    """An exclusive lock on a data folder (its ``serve.lock`` file, which also holds the
+    server's pid), so two servers cannot share one queue."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self._handle = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise ``ServiceError`` when another server holds it."""
+        handle = open(self.data_dir / "serve.lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ServiceError(f"{self.data_dir} is in use by another vidfake serve; give each server its own --data-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        """Let go of the lock (nothing to do when it is not held)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
 class Service:
     """Start with ``start()``, stop with ``stop()``; in between, the methods below."""
 
@@ -41,14 +70,14 @@ class Service:
         self.scoring: ScoringPool | None = None
         self.probes: ProbePool | None = None
         self.janitor: Janitor | None = None
-        self._lock_file = None
+        self.data_lock = DataDirLock(settings.data_dir)
 
     # -- life cycle -------------------------------------------------------------------
 
     def start(self) -> None:
         settings = self.settings
         self.preflight()
-        self._lock_data_dir()
+        self.data_lock.acquire()
         self.store = JobStore(settings.database)
         requeued, failed = self.store.recover(settings.max_attempts)
         if requeued or failed:
@@ -69,12 +98,11 @@ class Service:
         go again, so the CLI can refuse with a plain message before the server starts."""
         for folder in (self.settings.data_dir, self.settings.uploads_dir, self.settings.faces_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self._lock_data_dir()
+        self.data_lock.acquire()
         try:
             JobStore(self.settings.database).close()
         finally:
-            self._lock_file.close()
-            self._lock_file = None
+            self.data_lock.release()
 
     def stop(self) -> None:
         if self.janitor is not None:
@@ -85,23 +113,7 @@ class Service:
             self.probes.close()
         if self.store is not None:
             self.store.close()
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
-
-    def _lock_data_dir(self) -> None:
-        path = self.settings.data_dir / "serve.lock"
-        handle = open(path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise ServiceError(f"{self.settings.data_dir} is in use by another vidfake serve; give each server its own --data-dir") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._lock_file = handle
+        self.data_lock.release()
 
     # -- state ------------------------------------------------------------------------
 

@@ -1,11 +1,12 @@
 """The bounded pools that do the work: header probes of uploads, and scoring jobs.
 
 ``ScoringPool`` runs ``workers`` scoring processes, each holding one model, each fed by
-its own dispatcher thread that takes the oldest queued job from the store, hands it to
-its process under the per-job time limit and writes back the verdict. A process that
-overruns is killed (the job fails with the reason) and a fresh one is started for the
-next job. A process that dies mid-job (a signal, the OOM killer) is replaced and the job
-scored once more on the fresh one, its verdict saying so; a second death fails the job.
+its own dispatcher thread that takes the oldest queued job from the store; ``JobRunner``
+hands it to the process under the per-job time limit and writes back the verdict. A
+process that overruns is killed (the job fails with the reason) and a fresh one is
+started for the next job. A process that dies mid-job (a signal, the OOM killer) is
+replaced and the job scored once more on the fresh one, its verdict saying so; a second
+death fails the job.
 A file the worker reports as damaged is an answer, not a failure, and is never retried.
 Nothing one job does (a verdict that cannot be stored, an unexpected error) stops its
 dispatcher. The store, not memory, is the queue, so what is queued survives a restart.
@@ -93,6 +94,7 @@ class ProbePool:
             self._idle.put(child)
 
     def close(self) -> None:
+        """Stop every probe process."""
         for child in self._children:
             child.kill()
         for child in self._children:
@@ -106,6 +108,84 @@ class _Slot:
         self.child = child
         self.thread: threading.Thread | None = None
         self.job: Job | None = None  # the job in progress
+
+
+class JobRunner:
+    """One job on one worker process: the call under the job's time limit, one retry on a
+    fresh worker when the process dies, and the outcome written to the store."""
+
+    def __init__(self, settings: ServeSettings, store: JobStore, stopping: threading.Event):
+        self.settings = settings
+        self.store = store
+        self._stop = stopping  # set when the service stops: a death then requeues, not retries
+
+    def run(self, child: ChildProcess, job: Job) -> None:
+        """Score ``job`` on ``child`` and store what came of it: the verdict, or why the job
+        failed, or the job back in the queue when the service is stopping or the worker
+        cannot start."""
+        settings = self.settings
+        upload = settings.uploads_dir / job.id
+        faces_dir = settings.faces_dir / job.id
+        if not upload.is_file():
+            self.store.fail(job.id, "the uploaded file is gone (deleted or past its retention) before it was scored")
+            return
+        request = {"path": str(upload), "kind": job.kind, "faces_dir": str(faces_dir), "display_name": job.filename}
+        log.info("job %s: scoring %s (%s, attempt %d)", job.id, job.filename, job.kind, job.attempts)
+        error, deaths = None, []
+        while error is None:
+            try:
+                result = child.call(request, settings.job_timeout_s)
+                break
+            except TaskTimeout:
+                error = (f"scoring did not finish within the {settings.job_timeout_s:g} s limit (--job-timeout); "
+                         "the file was abandoned and its worker restarted")
+            except ChildDied as died:
+                if self._stop.is_set():
+                    self.store.requeue(job.id)  # stopped for a shutdown: the next start picks it up
+                    log.info("job %s: back in the queue (service stopping)", job.id)
+                    return
+                deaths.append(str(died))
+                shutil.rmtree(faces_dir, ignore_errors=True)
+                if len(deaths) > WORKER_DEATH_RETRIES:
+                    error = (f"scoring failed: the worker died {len(deaths)} times on this file "
+                             f"({'; then '.join(deaths)}); the file may be malformed, or the machine short of memory")
+                else:  # a killed worker (OOM killer, an operator) need not be the file's fault: once more
+                    log.warning("job %s: %s while scoring; retrying on a fresh worker", job.id, died)
+            except ChildStartError as start_error:
+                self.store.requeue(job.id)
+                log.error("job %s: back in the queue, the worker did not start: %s", job.id, start_error)
+                return
+            except RuntimeError as failure:  # the handler raised: the file's own fault, not retried
+                error = f"scoring failed: {failure}"
+        if error is not None:
+            shutil.rmtree(faces_dir, ignore_errors=True)
+            self.fail(job.id, error)
+            log.warning("job %s failed: %s", job.id, error)
+            return
+        verdict = result["verdict"]
+        if deaths:  # the verdict says what happened to get it
+            verdict["warnings"] = [*verdict.get("warnings", []), *(
+                f"a worker scoring this file stopped ({death}); it was scored again on a fresh worker"
+                for death in deaths)]
+        try:
+            stored = self.store.finish(job.id, verdict, result["faces"])
+        except (sqlite3.Error, OSError) as failure:  # e.g. the disk is full: this job fails, the service goes on
+            shutil.rmtree(faces_dir, ignore_errors=True)
+            self.fail(job.id, f"the verdict could not be stored ({failure}); the server's disk may be full")
+            log.error("job %s: its verdict could not be stored: %s", job.id, failure)
+            return
+        if not stored:
+            shutil.rmtree(faces_dir, ignore_errors=True)  # deleted while it ran
+            return
+        log.info("job %s done: %s score %s", job.id, verdict["status"], verdict.get("score"))
+
+    def fail(self, job_id: str, error: str) -> None:
+        """Mark a job failed; when even that cannot be written, the job stays ``running``
+        and the next start puts it back in the queue (``JobStore.recover``)."""
+        try:
+            self.store.fail(job_id, error)
+        except (sqlite3.Error, OSError) as failure:
+            log.error("job %s: could not record its failure (%s): %s", job_id, failure, error)
 
 
 class ScoringPool:
@@ -123,6 +203,7 @@ class ScoringPool:
         self.model_info: dict | None = None
         self._stop = threading.Event()
         self._wake = threading.Condition()
+        self._jobs = JobRunner(settings, store, self._stop)
         threads = max(1, (os.cpu_count() or 1) // settings.workers)
         kwargs = {"checkpoint": str(settings.checkpoint), "device": settings.device,
                   "thumbnail_size": settings.thumbnail_size, "threads": threads}
@@ -134,6 +215,7 @@ class ScoringPool:
     # -- control --------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start one dispatcher thread per worker; each starts its process and takes jobs."""
         for i, slot in enumerate(self._slots):
             slot.thread = threading.Thread(target=self._run, args=(slot,), name=f"vidfake-dispatch-{i}", daemon=True)
             slot.thread.start()
@@ -156,10 +238,12 @@ class ScoringPool:
 
     @property
     def workers_ready(self) -> int:
+        """Workers whose process has the model loaded."""
         return sum(slot.child.ready for slot in self._slots)
 
     @property
     def size(self) -> int:
+        """Workers in the pool."""
         return len(self._slots)
 
     def retry_after_s(self, queued: int) -> int:
@@ -200,80 +284,15 @@ class ScoringPool:
                     continue
                 slot.job = job
                 try:
-                    self._score(slot, job)
+                    self._jobs.run(slot.child, job)
                 except Exception as error:  # noqa: BLE001 - a job's trouble must not end this dispatcher
                     log.exception("job %s: unexpected error in its dispatcher", job.id)
                     shutil.rmtree(self.settings.faces_dir / job.id, ignore_errors=True)
-                    self._fail(job.id, f"the service failed while handling this job ({type(error).__name__}: {error})")
+                    self._jobs.fail(job.id, f"the service failed while handling this job ({type(error).__name__}: {error})")
                 finally:
                     slot.job = None
         finally:
             slot.child.close()
-
-    def _score(self, slot: _Slot, job: Job) -> None:
-        settings = self.settings
-        upload = settings.uploads_dir / job.id
-        faces_dir = settings.faces_dir / job.id
-        if not upload.is_file():
-            self.store.fail(job.id, "the uploaded file is gone (deleted or past its retention) before it was scored")
-            return
-        request = {"path": str(upload), "kind": job.kind, "faces_dir": str(faces_dir), "display_name": job.filename}
-        log.info("job %s: scoring %s (%s, attempt %d)", job.id, job.filename, job.kind, job.attempts)
-        error, deaths = None, []
-        while error is None:
-            try:
-                result = slot.child.call(request, settings.job_timeout_s)
-                break
-            except TaskTimeout:
-                error = (f"scoring did not finish within the {settings.job_timeout_s:g} s limit (--job-timeout); "
-                         "the file was abandoned and its worker restarted")
-            except ChildDied as died:
-                if self._stop.is_set():
-                    self.store.requeue(job.id)  # stopped for a shutdown: the next start picks it up
-                    log.info("job %s: back in the queue (service stopping)", job.id)
-                    return
-                deaths.append(str(died))
-                shutil.rmtree(faces_dir, ignore_errors=True)
-                if len(deaths) > WORKER_DEATH_RETRIES:
-                    error = (f"scoring failed: the worker died {len(deaths)} times on this file "
-                             f"({'; then '.join(deaths)}); the file may be malformed, or the machine short of memory")
-                else:  # a killed worker (OOM killer, an operator) need not be the file's fault: once more
-                    log.warning("job %s: %s while scoring; retrying on a fresh worker", job.id, died)
-            except ChildStartError as start_error:
-                self.store.requeue(job.id)
-                log.error("job %s: back in the queue, the worker did not start: %s", job.id, start_error)
-                return
-            except RuntimeError as failure:  # the handler raised: the file's own fault, not retried
-                error = f"scoring failed: {failure}"
-        if error is not None:
-            shutil.rmtree(faces_dir, ignore_errors=True)
-            self._fail(job.id, error)
-            log.warning("job %s failed: %s", job.id, error)
-            return
-        verdict = result["verdict"]
-        if deaths:  # the verdict says what happened to get it
-            verdict["warnings"] = [*verdict.get("warnings", []), *(
-                f"a worker scoring this file stopped ({death}); it was scored again on a fresh worker"
-                for death in deaths)]
-        try:
-            stored = self.store.finish(job.id, verdict, result["faces"])
-        except (sqlite3.Error, OSError) as failure:  # e.g. the disk is full: this job fails, the service goes on
-            shutil.rmtree(faces_dir, ignore_errors=True)
-            self._fail(job.id, f"the verdict could not be stored ({failure}); the server's disk may be full")
-            log.error("job %s: its verdict could not be stored: %s", job.id, failure)
-            return
-        if not stored:
-            shutil.rmtree(faces_dir, ignore_errors=True)  # deleted while it ran
-            return
-        log.info("job %s done: %s score %s", job.id, verdict["status"], verdict.get("score"))
-
-    def _fail(self, job_id: str, error: str) -> None:
-        """Mark a job failed; when even that cannot be written, the job stays ``running``
-        and the next start puts it back in the queue (``JobStore.recover``)."""
-        try:
-            self.store.fail(job_id, error)
-        except (sqlite3.Error, OSError) as failure:
-            log.error("job %s: could not record its failure (%s): %s", job_id, failure, error)
 
     def _fail_service(self, message: str) -> None:
         self.fatal_error = message

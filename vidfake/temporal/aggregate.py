@@ -24,17 +24,21 @@ faces come from different sources leaves behind.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import numpy as np
+
+from vidfake.config import from_dict
 
 _T_BOUNDS = (0.05, 20.0)  # temperatures fit_temperature searches
 
 
 @dataclass(frozen=True)
 class AggregationConfig:
+    """The aggregation rule's numbers and the calibration (saved in every checkpoint)."""
+
     trim: float = 0.2  # fraction of clip logits trimmed from each end of a track
     min_track_frames: int = 4  # tracks with fewer frames weigh less
     min_face_px: float = 40.0  # tracks with smaller faces (box side, px) weigh less
@@ -60,6 +64,7 @@ class AggregationConfig:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
 
     def to_dict(self) -> dict:
+        """Plain values, as saved in checkpoints."""
         return asdict(self)
 
     def probability(self, logit: float) -> float:
@@ -67,13 +72,10 @@ class AggregationConfig:
         return calibrated_probability(logit, self.temperature, self.prob_clip, self.bias)
 
     @classmethod
-    def from_dict(cls, data: dict) -> AggregationConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(
-                f"unknown aggregation config keys {sorted(unknown)}: the checkpoint is from a newer vidfake?"
-            )
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> AggregationConfig:
+        """Rebuild from :meth:`to_dict` output (a checkpoint's ``aggregation``); unknown keys
+        raise a ``ValueError`` naming them."""
+        return from_dict(cls, data, "aggregation config")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class TrackEvidence:
 
 @dataclass(frozen=True)
 class VideoDecision:
+    """A video's verdict from its tracks (:func:`aggregate`)."""
+
     score: float  # calibrated probability that the video is fake
     logit: float  # the video logit, before temperature
     label: Literal["FAKE", "REAL"]

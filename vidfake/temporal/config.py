@@ -2,12 +2,18 @@
 checkpoint rebuilds its own model and nothing is read from elsewhere."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from vidfake.config import from_dict
 
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The detector's architecture and input sizes (see the field comments); variants of the
+    one architecture are flags here, built by :func:`vidfake.temporal.create_model`."""
+
     # frame encoder
     backbone: str = "tf_efficientnet_lite0"  # any timm model name
     input_size: int = 224  # face crop side fed to the encoder
@@ -33,12 +39,10 @@ class ModelConfig:
     n_mels: int = 80
 
     def to_dict(self) -> dict:
+        """Plain values, as saved in checkpoints (and the ``model`` section of a training config)."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys {sorted(unknown)}: the checkpoint is from a newer vidfake?")
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys raise a ``ValueError`` naming them."""
+        return from_dict(cls, data, "model config")

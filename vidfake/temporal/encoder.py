@@ -1,5 +1,10 @@
 """Frame encoder: a timm backbone, a projection to ``embed_dim`` and a per-frame head.
 
+Its seam is timm's: ``forward_features`` (the backbone's feature map) and ``forward_head``
+(embeddings, frame logits and, with ``ModelConfig.mask_head``, blend-mask logits from that
+one map), so the mask head is no second forward path. Backbone names are checked against
+timm's registry (:func:`check_backbone_name` suggests close ones).
+
 Input convention (the one place it is defined): frames are RGB, channels first,
 floats in [0, 1] (i.e. ``uint8 / 255``); uint8 tensors are accepted and divided by 255
 here. :meth:`FrameEncoder.normalize` then applies the backbone's own mean/std, taken from
@@ -13,6 +18,7 @@ weights of an installed registry package instead (EfficientNet-Lite0/1/2; see
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import timm
@@ -22,7 +28,8 @@ from torch import Tensor, nn
 from vidfake.temporal.config import ModelConfig
 from vidfake.temporal.pretrained import is_efficientnet_pytorch_layout, map_by_structure, resolve_pretrained_path
 
-__all__ = ["FrameEncoder", "load_backbone_weights", "read_state_dict", "backbone_feature_dim", "feature_map_channels"]
+__all__ = ["FrameEncoder", "load_backbone_weights", "read_state_dict", "backbone_feature_dim", "feature_map_channels",
+           "check_backbone_name"]
 
 _NESTED_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema")
 
@@ -114,13 +121,24 @@ def backbone_feature_dim(backbone: nn.Module) -> int:
     return int(dim)
 
 
+def check_backbone_name(name: str) -> None:
+    """Refuse a ``backbone`` that timm does not know with a ``ValueError`` that suggests
+    the closest names timm has (``timm.list_models()`` lists them all)."""
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else "timm.list_models() lists the names"
+    raise ValueError(f"unknown backbone {name!r} (model.backbone): {hint}")
+
+
 def _create_backbone(config: ModelConfig) -> nn.Module:
-    kwargs = {}
+    check_backbone_name(config.backbone)
     try:
-        fixed = timm.models.get_pretrained_cfg_value(config.backbone, "fixed_input_size")
-    except Exception:  # noqa: BLE001 - unknown names fail just below with timm's message
-        fixed = False
-    if fixed:  # e.g. ViTs: position embeddings are sized for the input
+        cfg = timm.models.get_pretrained_cfg(config.backbone, allow_unregistered=True)
+    except RuntimeError as error:  # a known architecture with an unknown tag: "resnet18.bogus"
+        raise ValueError(f"backbone {config.backbone!r} (model.backbone): {error}") from None
+    kwargs = {}
+    if cfg is not None and cfg.fixed_input_size:  # e.g. ViTs: position embeddings are sized for the input
         kwargs["img_size"] = config.input_size
     return timm.create_model(config.backbone, pretrained=False, num_classes=0, **kwargs)
 
@@ -145,15 +163,19 @@ def feature_map_channels(backbone: nn.Module, size: int) -> int:
 
 
 class FrameEncoder(nn.Module):
-    """``forward(frames (N,3,S,S) in [0,1]) -> (embeddings (N,D), frame_logits (N,))``.
+    """``forward(frames (N,3,S,S) in [0,1]) -> (embeddings (N,D), frame_logits (N,), mask_logits)``.
 
-    ``S`` must equal ``config.input_size``. ``pretrained=False`` skips reading
-    ``config.pretrained_path`` (use it when a full checkpoint will overwrite the weights).
+    timm's seam: :meth:`forward_features` is the backbone's feature map, :meth:`forward_head`
+    everything after it, and ``forward`` is the two in a row. ``mask_logits`` is None
+    unless ``config.mask_head``: then ``(N,h,w)`` blend-mask logits at the feature map's
+    resolution (S/32 for EfficientNets), a 1x1 convolution on the same features the
+    embedding pools, so the heat map shows what the frame score looks at.
 
-    With ``config.mask_head``, :meth:`forward_with_mask` also returns blend-mask logits
-    ``(N,h,w)`` at the backbone's last feature-map resolution (S/32 for EfficientNets):
-    a 1x1 convolution on the same features the embedding pools, so the heat map shows
-    what the frame score looks at.
+    Args:
+        config: the backbone (a timm name), ``input_size`` (``S``), ``embed_dim`` (``D``),
+            ``frame_dropout`` and ``mask_head``.
+        pretrained: read ``config.pretrained_path`` into the backbone; False skips it (use
+            it when a full checkpoint will overwrite the weights).
     """
 
     def __init__(self, config: ModelConfig, pretrained: bool = True):
@@ -192,19 +214,20 @@ class FrameEncoder(nn.Module):
                 f"{self.input_size}x{self.input_size} (ModelConfig.input_size)"
             )
 
-    def _heads(self, features: Tensor) -> tuple[Tensor, Tensor]:
-        embeddings = self.proj(self.dropout(features))
-        return embeddings, self.head(embeddings).squeeze(-1)
-
-    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_features(self, frames: Tensor) -> Tensor:
+        """The backbone's features of ``frames (N,3,S,S)`` in [0,1] (or uint8): a
+        ``(N,C,h,w)`` map for CNNs (tokens for ViTs)."""
         self._check(frames)
-        return self._heads(self.backbone(self.normalize(frames)))
+        return self.backbone.forward_features(self.normalize(frames))
 
-    def forward_with_mask(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(embeddings (N,D), frame_logits (N,), mask_logits (N,h,w))``; needs ``config.mask_head``."""
-        if self.mask_head is None:
-            raise RuntimeError("this model has no mask head (ModelConfig.mask_head is false)")
-        self._check(frames)
-        fmap = self.backbone.forward_features(self.normalize(frames))
-        embeddings, logits = self._heads(self.backbone.forward_head(fmap, pre_logits=True))
-        return embeddings, logits, self.mask_head(fmap).squeeze(1)
+    def forward_head(self, fmap: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(embeddings (N,D), frame_logits (N,), mask_logits (N,h,w) or None)`` from
+        :meth:`forward_features`' output."""
+        pooled = self.backbone.forward_head(fmap, pre_logits=True)
+        embeddings = self.proj(self.dropout(pooled))
+        mask_logits = None if self.mask_head is None else self.mask_head(fmap).squeeze(1)
+        return embeddings, self.head(embeddings).squeeze(-1), mask_logits
+
+    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """:meth:`forward_head` of :meth:`forward_features`."""
+        return self.forward_head(self.forward_features(frames))

@@ -62,6 +62,15 @@ class DetectorOutput:
 
 
 class DeepfakeDetector(nn.Module):
+    """Frame encoder + temporal transformer (+ lip-sync head with ``config.sync``); see the
+    module docstring for the inputs and the clip logit.
+
+    Args:
+        config: the architecture (saved in every checkpoint).
+        pretrained: read ``config.pretrained_path`` into the backbone (False when a
+            checkpoint's state dict will replace every weight).
+    """
+
     def __init__(self, config: ModelConfig, pretrained: bool = True):
         super().__init__()
         self.config = config
@@ -84,6 +93,12 @@ class DeepfakeDetector(nn.Module):
         fps: Tensor | float | None = None,
         audio_mask: Tensor | None = None,
     ) -> DetectorOutput:
+        """Score ``B`` face tracks of ``T`` frames (shapes and units in the module docstring).
+
+        Returns:
+            A :class:`DetectorOutput`: per-frame and clip fake logits, the sync head's
+            output where it ran, and blend-mask logits with ``config.mask_head``.
+        """
         if frames.ndim != 5:
             raise ValueError(f"frames must be (B,T,3,S,S), got {tuple(frames.shape)}")
         b, t = frames.shape[:2]
@@ -92,13 +107,11 @@ class DeepfakeDetector(nn.Module):
         check_sequence(frames.new_empty(b, t, 0), times, mask)  # shapes + >= 1 valid per row
 
         # every valid frame of every clip through the encoder as one batch
+        emb_valid, logit_valid, mask_valid = self.encoder(frames[mask])
         mask_logits = None
-        if self.encoder.mask_head is not None:
-            emb_valid, logit_valid, mask_valid = self.encoder.forward_with_mask(frames[mask])
+        if mask_valid is not None:
             mask_logits = mask_valid.new_zeros(b, t, *mask_valid.shape[1:])
             mask_logits[mask] = mask_valid
-        else:
-            emb_valid, logit_valid = self.encoder(frames[mask])
         emb = emb_valid.new_zeros(b, t, emb_valid.shape[-1])
         emb[mask] = emb_valid
         frame_logits = logit_valid.new_zeros(b, t)

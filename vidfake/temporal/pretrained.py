@@ -73,6 +73,7 @@ def resolve_pretrained_path(backbone: str, pretrained_path: str | Path) -> Path:
 
 
 def is_efficientnet_pytorch_layout(state: Mapping[str, Tensor]) -> bool:
+    """Whether a state dict uses EfficientNet-PyTorch's names (the registry packages' weights)."""
     return _STEM_KEY in state
 
 

@@ -126,6 +126,7 @@ class SyncOutput:
 
     @property
     def max_offset(self) -> int:
+        """``K``: the offsets searched each way, in frames."""
         return (self.similarity.shape[1] - 1) // 2
 
     @property
@@ -303,6 +304,8 @@ class SyncHead(nn.Module):
         mask: Tensor | None = None,
         audio_mask: Tensor | None = None,
     ) -> SyncOutput:
+        """Compare each window of mouth movement with the audio at every offset (shapes and
+        units in the module docstring); rows without usable audio are not ``available``."""
         fps, mask, audio_mask = self._check(mouths, audio, fps, mask, audio_mask)
         if mouths.dtype == torch.uint8:
             mouths = mouths.float().div_(255.0)

@@ -75,6 +75,7 @@ class TimeEncoding(nn.Module):
         self.register_buffer("angular", (2 * math.pi / periods).float(), persistent=False)
 
     def forward(self, t: Tensor) -> Tensor:
+        """``(B,T)`` seconds -> ``(B,T,dim)`` sines and cosines."""
         angles = t.unsqueeze(-1).float() * self.angular
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
@@ -117,6 +118,8 @@ class TemporalTransformer(nn.Module):
     def forward(
         self, emb: Tensor, times: Tensor, mask: Tensor, frame_logits: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
+        """``(clip_embedding (B,D), clip_logit (B,))``; ``frame_logits`` (B,T), when given,
+        add their valid mean to the clip logit."""
         check_sequence(emb, times, mask)
         valid = mask.unsqueeze(-1)
         emb = emb.masked_fill(~valid, 0.0)

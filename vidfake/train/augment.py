@@ -153,6 +153,7 @@ class AugmentParams:
 
     @property
     def has_color(self) -> bool:
+        """Whether any colour setting differs from the identity."""
         return (self.brightness, self.contrast, self.saturation, self.hue) != (1.0, 1.0, 1.0, 0.0)
 
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_only
 
-from vidfake.checkpoint import save_checkpoint
+from vidfake.checkpoint import checkpoint_config, save_checkpoint
 from vidfake.extract.pipeline import ExtractConfig
-from vidfake.init_checkpoint import checkpoint_config
 from vidfake.temporal.aggregate import AggregationConfig
 from vidfake.train.module import VidfakeModule
 
@@ -21,9 +20,11 @@ from vidfake.train.module import VidfakeModule
 class SaveVidfakeCheckpoint(pl.Callback):
     """After each validation: ``last_path`` always, ``best_path`` when ``val_auc`` improves
     (the first validation with a defined AUC counts as an improvement). The saved state
-    dict is the DeepfakeDetector's own, so :class:`vidfake.scoring.Scorer` loads it. Only
-    the global-zero process writes. Its best-so-far travels in Lightning's checkpoint, so
-    a resumed run keeps comparing against it."""
+    dict is the DeepfakeDetector's own, so :class:`vidfake.scoring.Scorer` loads it; its
+    ``training`` block has the run's merged config (``config``: lr, loss weights, ...) when
+    the module recorded one (``save_hyperparameters``). Only the global-zero process
+    writes. Its best-so-far travels in Lightning's checkpoint, so a resumed run keeps
+    comparing against it."""
 
     def __init__(
         self,
@@ -50,30 +51,35 @@ class SaveVidfakeCheckpoint(pl.Callback):
         self.last_saved_step: int | None = None
 
     def state_dict(self) -> dict:
+        """The best-so-far, saved in Lightning's (resume) checkpoint."""
         return {"best_auc": self.best_auc, "best_step": self.best_step, "last_saved_step": self.last_saved_step}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the best-so-far of a resumed run."""
         self.best_auc = state_dict.get("best_auc")
         self.best_step = state_dict.get("best_step")
         self.last_saved_step = state_dict.get("last_saved_step")
 
     def _save(self, path: Path, module: VidfakeModule, step: int, auc: float | None, ll: float | None) -> None:
+        training = {
+            "task": self.task,
+            "steps": int(step),
+            "val_auc": auc,
+            "val_log_loss": ll,
+            "data_dir": self.data_dir,
+            "best_step": self.best_step,
+            "best_val_auc": self.best_auc,
+        }
+        if module.hparams:  # the run's merged config (vidfake train records it): lr, loss weights, ...
+            training["config"] = dict(module.hparams)
         config = checkpoint_config(
             module.model_config, self.extract_config, self.aggregation,
-            name=self.name, version=self.version,
-            training={
-                "task": self.task,
-                "steps": int(step),
-                "val_auc": auc,
-                "val_log_loss": ll,
-                "data_dir": self.data_dir,
-                "best_step": self.best_step,
-                "best_val_auc": self.best_auc,
-            },
+            name=self.name, version=self.version, training=training,
         )
         save_checkpoint(path, module.model.state_dict(), config)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: VidfakeModule) -> None:
+        """Save ``last`` and, when ``val_auc`` improved, ``best``."""
         if trainer.sanity_checking:
             return
         step = trainer.global_step
@@ -106,6 +112,7 @@ class ResumeCheckpoint(pl.Callback):
         self.saved_step: int | None = None
 
     def save(self, trainer: pl.Trainer) -> None:
+        """Write the resume checkpoint now (every process calls it)."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         trainer.save_checkpoint(tmp, weights_only=False)  # ends with a barrier: the file is complete on return
         if trainer.is_global_zero:
@@ -113,6 +120,7 @@ class ResumeCheckpoint(pl.Callback):
         self.saved_step = trainer.global_step
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Save after each validation of a fit."""
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         self.save(trainer)
@@ -130,6 +138,7 @@ class Throughput(pl.Callback):
         self.last_rate: float | None = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        """Count the batch's clips and log the rate over the window."""
         n = len(batch["label"]) * trainer.world_size
         self._marks.append((time.perf_counter(), n))
         if len(self._marks) < 2:
@@ -140,6 +149,7 @@ class Throughput(pl.Callback):
             pl_module.log("clips_per_s", self.last_rate, prog_bar=True, on_step=True, on_epoch=False, batch_size=1)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Restart the window (validation's pause is not training time)."""
         self._marks.clear()
 
 
@@ -154,6 +164,7 @@ class PrintProgress(pl.Callback):
 
     @rank_zero_only
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        """Print a line when the step is a multiple of ``every``."""
         step = trainer.global_step
         if step == self._last or step % self.every:
             return

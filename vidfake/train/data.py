@@ -323,6 +323,7 @@ class ClipDataset(Dataset):
                                  "needs them: extract without --no-mouths")
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's random transforms (each sample's generator is seeded by seed, epoch, index)."""
         self.epoch = epoch
 
     def __len__(self) -> int:

@@ -34,16 +34,16 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler
 
+from vidfake.temporal.config import ModelConfig
 from vidfake.train.audio import SyncAudio
 from vidfake.train.augment import AugmentConfig, augment_clip
+from vidfake.train.config import BALANCE, TASKS, DataConfig, TrainConfig
 from vidfake.train.data import ClipDataset, ClipItem, balanced_sampler_weights, load_extracted, split_by_group
 from vidfake.train.sampling import BalancedDistributedSampler
 from vidfake.train.sbi import TEMPORAL_KINDS, SBIConfig, self_blend_clip, temporal_self_blend_clip
 
 VAL_SBI_SEED = 1234
 VAL_SYNC_SEED = 4321
-TASKS = ("detect", "sync_pretext")
-BALANCE = ("method", "label")
 
 
 def _sbi(sample: dict, rng: np.random.Generator, config: SBIConfig) -> tuple[dict, np.ndarray]:
@@ -97,9 +97,10 @@ class TrainTransform:
     With ``blend_masks`` (a model with a mask head) samples carry the blend-mask target.
     A class (not a closure) so DataLoader workers can pickle it."""
 
-    def __init__(self, sbi_prob: float = 0.5, augment: bool = True,
+    def __init__(self, *, sbi_prob: float = DataConfig.sbi_prob, augment: bool = DataConfig.augment,
                  sbi_config: SBIConfig | None = None, augment_config: AugmentConfig | None = None,
-                 keep_mouths: bool = False, blend_masks: bool = False, temporal_sbi_prob: float = 0.0) -> None:
+                 keep_mouths: bool = False, blend_masks: bool = False,
+                 temporal_sbi_prob: float = DataConfig.temporal_sbi_prob) -> None:
         if not 0.0 <= temporal_sbi_prob <= 1.0:
             raise ValueError(f"temporal_sbi_prob must be in [0, 1], got {temporal_sbi_prob}")
         self.sbi_prob = sbi_prob
@@ -228,38 +229,81 @@ def collate_clips(samples: list[dict]) -> dict:
     return batch
 
 
+def load_items(data_dir: Path, clip_len: int | None, *, task: str, consecutive: bool,
+               sync_only: bool) -> list[ClipItem]:
+    """The clips of one extraction folder that a run trains or validates on.
+
+    Args:
+        data_dir: a ``vidfake extract`` output folder.
+        clip_len: frames per clip (None: whole tracks).
+        task: ``sync_pretext`` keeps real clips the sync head can use (audio, mouth crops,
+            consecutive frames); ``detect`` every labelled clip.
+        consecutive: clips never straddle a gap between the plan's runs of frames.
+        sync_only: (``detect``) keep only clips the sync head can use.
+
+    Returns:
+        The clips.
+
+    Raises:
+        ValueError: none is left (the message says what to extract).
+    """
+    items = load_extracted(data_dir, clip_len, consecutive=consecutive)
+    if task == "sync_pretext":
+        items = [item for item in items if item.label == 0 and item.sync_ready]
+        if not items:
+            raise ValueError(
+                f"{data_dir}: no real clips with audio, mouth crops and clip_len={clip_len} consecutive "
+                "frames; extract real talking faces with --audio and a clips plan (e.g. --plan clips:8x16)")
+    elif sync_only:
+        items = [item for item in items if item.sync_ready]
+        if not items:
+            raise ValueError(f"{data_dir}: data.sync_only keeps no clip: none has audio, mouth crops and "
+                             f"clip_len={clip_len} consecutive frames")
+    elif not items:
+        raise ValueError(
+            f"{data_dir}: no labelled clips (need status-ok records with a label and"
+            f" tracks of at least clip_len={clip_len} {'consecutive ' if consecutive else ''}crops)"
+        )
+    return items
+
+
 class FaceClipDataModule(pl.LightningDataModule):
+    """Splits, datasets and rank-aware loaders over a ``vidfake extract`` folder (see the
+    module docstring for what each task's train and val sets hold).
+
+    Args:
+        data_dir: the extraction folder.
+        clip_len, ..., balance: :class:`~vidfake.train.config.DataConfig`'s fields, with
+            its defaults and meanings (``vidfake train`` passes that section as it is).
+        task: one of :data:`~vidfake.train.config.TASKS`.
+        sync_max_shift: the most frames audio is moved (the model's ``sync_max_offset``).
+        blend_masks: samples carry the blend-mask target (a model with a mask head).
+    """
+
     def __init__(
         self,
         data_dir: str | Path,
-        clip_len: int | None = 8,
-        batch_size: int = 8,
-        val_fraction: float = 0.2,
-        sbi_prob: float = 0.5,
-        num_workers: int = 0,
-        augment: bool = True,
-        seed: int = 0,
-        task: str = "detect",
-        sync: bool = False,
-        sync_shift_prob: float = 0.0,
-        sync_min_shift: int = 3,
-        sync_max_shift: int = 8,
-        val_sbi: bool | str = "auto",
+        *,
+        clip_len: int | None = DataConfig.clip_len,
+        batch_size: int = DataConfig.batch_size,
+        val_fraction: float = DataConfig.val_fraction,
+        sbi_prob: float = DataConfig.sbi_prob,
+        num_workers: int = DataConfig.num_workers,
+        augment: bool = DataConfig.augment,
+        seed: int = DataConfig.seed,
+        val_sbi: bool | str = DataConfig.val_sbi,
+        sync: bool = DataConfig.sync,
+        sync_shift_prob: float = DataConfig.sync_shift_prob,
+        sync_min_shift: int = DataConfig.sync_min_shift,
+        sync_only: bool = DataConfig.sync_only,
+        temporal_sbi_prob: float = DataConfig.temporal_sbi_prob,
+        consecutive: bool = DataConfig.consecutive,
+        val_dir: str | Path | None = DataConfig.val_dir,
+        balance: str = DataConfig.balance,
+        task: str = TrainConfig.task,
+        sync_max_shift: int = ModelConfig.sync_max_offset,
         blend_masks: bool = False,
-        sync_only: bool = False,
-        temporal_sbi_prob: float = 0.0,
-        consecutive: bool = False,
-        val_dir: str | Path | None = None,
-        balance: str = "method",
     ) -> None:
-        """``val_dir``: a separate extraction folder (e.g. a development set of real
-        deepfakes) that is the whole validation split; ``data_dir`` is then all training
-        data and ``val_fraction`` is not used. ``consecutive``: clips never straddle a gap
-        between the plan's runs of frames (always so with ``sync``), which a temporal model
-        needs. ``temporal_sbi_prob``: see :class:`TrainTransform`. ``balance``: batches
-        draw real and fake equally and, with ``"method"``, every fake method equally (right
-        for FF++'s four equal methods); ``"label"`` balances the classes only, so a method
-        with a handful of files is not repeated as often as one with thousands."""
         super().__init__()
         if val_sbi not in (True, False, "auto"):
             raise ValueError(f"val_sbi must be true, false or auto, got {val_sbi!r}")
@@ -295,31 +339,16 @@ class FaceClipDataModule(pl.LightningDataModule):
         self.val_items: list[ClipItem] = []
         self.val_moved_audio = False  # set by setup: validation holds moved-audio copies
 
-    def _load_items(self, data_dir: Path | None = None) -> list[ClipItem]:
-        data_dir = data_dir or self.data_dir
-        items = load_extracted(data_dir, self.clip_len, consecutive=self.consecutive)
-        if self.task == "sync_pretext":
-            items = [item for item in items if item.label == 0 and item.sync_ready]
-            if not items:
-                raise ValueError(
-                    f"{data_dir}: no real clips with audio, mouth crops and clip_len={self.clip_len} consecutive "
-                    "frames; extract real talking faces with --audio and a clips plan (e.g. --plan clips:8x16)")
-        elif self.sync_only:
-            items = [item for item in items if item.sync_ready]
-            if not items:
-                raise ValueError(f"{data_dir}: data.sync_only keeps no clip: none has audio, mouth crops and "
-                                 f"clip_len={self.clip_len} consecutive frames")
-        elif not items:
-            raise ValueError(
-                f"{data_dir}: no labelled clips (need status-ok records with a label and"
-                f" tracks of at least clip_len={self.clip_len} {'consecutive ' if self.sync else ''}crops)"
-            )
-        return items
+    def _load_items(self, data_dir: Path) -> list[ClipItem]:
+        return load_items(data_dir, self.clip_len, task=self.task, consecutive=self.consecutive,
+                          sync_only=self.sync_only)
 
     def setup(self, stage: str | None = None) -> None:
+        """Load and split the clips and build the train and val datasets (once; later calls
+        do nothing). Raises ``ValueError`` for data that gives no usable split."""
         if self.train_items or self.val_items:
             return
-        items = self._load_items()
+        items = self._load_items(self.data_dir)
         if self.val_dir is not None:
             self.train_items, self.val_items = items, self._load_items(self.val_dir)
             shared = {i.group for i in self.train_items if i.group} & {i.group for i in self.val_items if i.group}
@@ -339,9 +368,9 @@ class FaceClipDataModule(pl.LightningDataModule):
                                           ClipDataset(self.val_items, seed=VAL_SYNC_SEED, sync_audio=moved)])
             return
         keep = dict(keep_mouths=self.sync, blend_masks=self.blend_masks)
-        self.train_set = ClipDataset(self.train_items, TrainTransform(self.sbi_prob, self.augment, temporal_sbi_prob=self.temporal_sbi_prob,
-                                                                 **keep),
-                                     sync_audio=train_audio)
+        train = TrainTransform(sbi_prob=self.sbi_prob, augment=self.augment, temporal_sbi_prob=self.temporal_sbi_prob,
+                               **keep)
+        self.train_set = ClipDataset(self.train_items, train, sync_audio=train_audio)
         val_real = [item for item in self.val_items if item.label == 0]
         parts = [ClipDataset(self.val_items, ValTransform(**keep), sync_audio=val_audio)]
         self.val_sbi = wants_val_sbi(self.val_items, self.val_sbi)
@@ -354,6 +383,7 @@ class FaceClipDataModule(pl.LightningDataModule):
 
     @property
     def data_has_fakes(self) -> bool:
+        """Whether training has labelled fakes (then batches are balanced; else shuffled)."""
         return any(item.label == 1 for item in self.train_items)
 
     def _rank_world(self) -> tuple[int, int]:
@@ -361,6 +391,7 @@ class FaceClipDataModule(pl.LightningDataModule):
         return (0, 1) if trainer is None else (int(trainer.global_rank), int(trainer.world_size))
 
     def train_dataloader(self) -> DataLoader:
+        """This process's share of the training clips, balanced by label (and method)."""
         rank, world = self._rank_world()
         if self.data_has_fakes:
             weights = balanced_sampler_weights(self.train_items, by_method=self.balance == "method")
@@ -375,6 +406,7 @@ class FaceClipDataModule(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
+        """This process's share of the validation set, with each sample's ``index``."""
         rank, world = self._rank_world()
         dataset = IndexedDataset(self.val_set)
         return DataLoader(

@@ -227,6 +227,7 @@ def materialize(rows: Sequence[ManifestRow], out: Path, mirrors: Path | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m vidfake.train.manifest``: rebuild a manifest's media; returns the exit code."""
     parser = argparse.ArgumentParser(
         prog="python -m vidfake.train.manifest",
         description="Rebuild a data manifest's media from local clones of its repositories and ../shared/datasets, "

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from vidfake.eval.metrics import MetricError, log_loss, roc_auc
-from vidfake.temporal import ModelConfig, create_model
+from vidfake.temporal import DetectorOutput, ModelConfig, create_model
 from vidfake.temporal.sync import sync_contrastive_loss
+from vidfake.train.config import OptimConfig
 
 
 def warmup_cosine(step: int, warmup_steps: int, max_steps: int, min_factor: float = 0.0) -> float:
@@ -49,15 +50,48 @@ def blend_mask_loss(mask_logits: torch.Tensor, blend_mask: torch.Tensor, use: to
     return F.binary_cross_entropy_with_logits(mask_logits[use].float(), target)
 
 
+def check_parts(model: torch.nn.Module, parts: Iterable[str]) -> None:
+    """Refuse names that are not top-level parts of ``model`` (children such as
+    ``encoder``, or direct parameters such as ``sync_weight``) with a ``ValueError``."""
+    available = {name for name, _ in model.named_children()}
+    available |= {name for name, _ in model.named_parameters(recurse=False)}
+    unknown = set(parts) - available
+    if unknown:
+        raise ValueError(f"unknown model parts {sorted(unknown)}; this model has {sorted(available)}")
+
+
+def adamw_groups(model: torch.nn.Module, lr: float, weight_decay: float, scales: dict[str, float]) -> list[dict]:
+    """AdamW parameter groups of ``model``'s trainable parameters: weight decay on matrices
+    only, each top-level part at ``lr`` times its ``scales`` entry (default 1)."""
+    groups: dict[tuple[bool, float], list[torch.Tensor]] = defaultdict(list)
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        decays = not (p.ndim <= 1 or name.endswith(".bias"))
+        groups[(decays, scales.get(name.split(".")[0], 1.0))].append(p)
+    return [{"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": lr * scale}
+            for (decays, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
+
+
 class VidfakeModule(pl.LightningModule):
     """Shared base. Subclasses implement :meth:`losses` and ``validation_step``, which
     calls :meth:`collect_val` with per-sample ``prob`` (P(fake)) and ``label`` (plus any
-    extra per-sample values they log in :meth:`log_val_extras`)."""
+    extra per-sample values they log in :meth:`log_val_extras`).
+
+    ``vidfake train`` records the run's merged config with ``save_hyperparameters``, so
+    ``self.hparams`` is the config (empty for a module built in code)."""
 
     part_prefix = "train_"  # each loss part is logged as f"{part_prefix}{name}_loss"
 
-    def __init__(self, model_config: ModelConfig, lr: float = 3e-4, weight_decay: float = 0.05,
-                 warmup_steps: int = 100, pretrained: bool = True) -> None:
+    def __init__(self, model_config: ModelConfig, *, lr: float = OptimConfig.lr,
+                 weight_decay: float = OptimConfig.weight_decay, warmup_steps: int = OptimConfig.warmup_steps,
+                 pretrained: bool = True) -> None:
+        """Args:
+            model_config: the detector to build (:func:`vidfake.temporal.create_model`).
+            lr, weight_decay, warmup_steps: AdamW and its warm-up (defaults: :class:`OptimConfig`).
+            pretrained: load ``model_config.pretrained_path`` into the backbone; False when
+                every weight will be replaced anyway (a checkpoint, a resumed run).
+        """
         super().__init__()
         self.frozen_parts: tuple[str, ...] = ()
         self.lr_scale: dict[str, float] = {}  # per-part learning-rate multipliers (set_lr_scale)
@@ -76,22 +110,14 @@ class VidfakeModule(pl.LightningModule):
         ``sync_weight``): the rest gets no gradients and stays in eval mode, so a frozen
         encoder's BatchNorm statistics are not moved by the new data either. Used to fit a
         new head onto a finished model without disturbing it."""
-        self._check_parts(parts)
+        check_parts(self.model, parts)
         for name, p in self.model.named_parameters():
             p.requires_grad_(name.split(".")[0] in parts)
         self.frozen_parts = tuple(sorted(name for name, _ in self.model.named_children() if name not in parts))
         self.train(self.training)
 
-    def _check_parts(self, parts) -> None:
-        """Refuse names that are not top-level parts of the model (children such as
-        ``encoder``, or direct parameters such as ``sync_weight``)."""
-        available = {name for name, _ in self.model.named_children()}
-        available |= {name for name, _ in self.model.named_parameters(recurse=False)}
-        unknown = set(parts) - available
-        if unknown:
-            raise ValueError(f"unknown model parts {sorted(unknown)}; this model has {sorted(available)}")
-
     def train(self, mode: bool = True):
+        """Lightning's train/eval switch; the frozen parts stay in eval mode."""
         super().train(mode)
         for name in self.frozen_parts:
             getattr(self.model, name).eval()
@@ -102,6 +128,7 @@ class VidfakeModule(pl.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        """The batch's loss, logged with its parts (None: nothing that trains ran)."""
         loss, _, parts = self.losses(batch)
         if not loss.requires_grad:  # only frozen parts ran (say, a batch without audio for a sync-only fit)
             return None  # Lightning skips the optimiser step
@@ -113,6 +140,7 @@ class VidfakeModule(pl.LightningModule):
 
     # ---------------------------------------------------------------- validation metrics
     def on_validation_epoch_start(self) -> None:
+        """Start the epoch's per-sample values afresh."""
         self._val = defaultdict(list)
         self._val_seen = 0
 
@@ -146,6 +174,8 @@ class VidfakeModule(pl.LightningModule):
         return {k: v[first] for k, v in out.items()}
 
     def on_validation_epoch_end(self) -> None:
+        """AUC and log loss over the whole validation set (all processes), logged and kept
+        in ``last_val_auc`` / ``last_val_log_loss`` for the checkpoint callback."""
         if not self._val.get("index"):
             return
         values = self._gathered()
@@ -173,24 +203,17 @@ class VidfakeModule(pl.LightningModule):
         """Per-part learning-rate multipliers (top-level part names, as in
         :meth:`train_parts`). A single scalar such as ``sync_weight`` needs a far larger step
         than a network's weights to travel in a short run."""
-        self._check_parts(scales)
+        check_parts(self.model, scales)
         if any(float(v) <= 0 for v in scales.values()):
             raise ValueError(f"learning-rate scales must be positive, got {scales}")
         self.lr_scale = {k: float(v) for k, v in scales.items()}
 
     def param_groups(self) -> list[dict]:
-        """AdamW groups: weight decay on matrices only, each part at its own lr scale."""
-        groups: dict[tuple[bool, float], list[torch.Tensor]] = defaultdict(list)
-        scales = self.lr_scale
-        for name, p in self.model.named_parameters():
-            if not p.requires_grad:
-                continue
-            decays = not (p.ndim <= 1 or name.endswith(".bias"))
-            groups[(decays, scales.get(name.split(".")[0], 1.0))].append(p)
-        return [{"params": params, "weight_decay": self.weight_decay if decays else 0.0, "lr": self.lr * scale}
-                for (decays, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
+        """The optimiser's parameter groups (see :func:`adamw_groups`)."""
+        return adamw_groups(self.model, self.lr, self.weight_decay, self.lr_scale)
 
     def configure_optimizers(self):
+        """AdamW over :meth:`param_groups`, warm-up then cosine decay per step (:func:`warmup_cosine`)."""
         optimizer = torch.optim.AdamW(self.param_groups(), lr=self.lr)
         max_steps = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
         warmup = min(self.warmup_steps, max(0, max_steps - 1))
@@ -220,20 +243,32 @@ class DetectorModule(VidfakeModule):
     def __init__(
         self,
         model_config: ModelConfig,
-        lr: float = 3e-4,
-        weight_decay: float = 0.05,
-        warmup_steps: int = 100,
-        frame_loss_weight: float = 0.5,
-        pretrained: bool = True,
-        clip_loss_weight: float = 1.0,
-        sync_loss_weight: float = 0.0,
-        sync_temperature: float = 0.1,
+        *,
+        lr: float = OptimConfig.lr,
+        weight_decay: float = OptimConfig.weight_decay,
+        warmup_steps: int = OptimConfig.warmup_steps,
+        clip_loss_weight: float = OptimConfig.clip_loss_weight,
+        frame_loss_weight: float = OptimConfig.frame_loss_weight,
+        mask_loss_weight: float = OptimConfig.mask_loss_weight,
+        sync_loss_weight: float = OptimConfig.sync_loss_weight,
+        sync_temperature: float = OptimConfig.sync_temperature,
         use_sync: bool = False,
-        mask_loss_weight: float = 1.0,
+        pretrained: bool = True,
     ) -> None:
+        """Args:
+            model_config: the detector to train.
+            lr, weight_decay, warmup_steps: see :class:`VidfakeModule`.
+            clip_loss_weight, frame_loss_weight, mask_loss_weight, sync_loss_weight: the
+                loss terms' weights (the mask term counts only with ``model_config.mask_head``,
+                the sync term only with ``use_sync``); defaults: :class:`OptimConfig`.
+            sync_temperature: the InfoNCE temperature.
+            use_sync: batches carry mouths and audio (needs ``model_config.sync``).
+            pretrained: see :class:`VidfakeModule`.
+        """
         if use_sync and not model_config.sync:
             raise ValueError("lip-sync data (data.sync) needs a model with a sync head (model.sync: true)")
-        super().__init__(model_config, lr, weight_decay, warmup_steps, pretrained)
+        super().__init__(model_config, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
+                         pretrained=pretrained)
         self.frame_loss_weight = frame_loss_weight
         self.clip_loss_weight = clip_loss_weight
         self.sync_loss_weight = sync_loss_weight
@@ -244,7 +279,9 @@ class DetectorModule(VidfakeModule):
             self.model.sync.requires_grad_(False)
             self.model.sync_weight.requires_grad_(False)
 
-    def forward(self, batch: dict):
+    def forward(self, batch: dict) -> DetectorOutput:
+        """The model on a :func:`~vidfake.train.datamodule.collate_clips` batch (with ``use_sync``,
+        its mouths and audio too)."""
         extra = {}
         if self.use_sync:
             extra = {k: batch[k] for k in ("mouths", "audio", "fps", "audio_mask")}
@@ -280,11 +317,8 @@ class DetectorModule(VidfakeModule):
             loss = loss + zero_touch([*self.model.sync.parameters(), self.model.sync_weight]).to(loss.device)
         return loss, out, parts
 
-    def _loss(self, batch: dict) -> tuple[torch.Tensor, object]:
-        loss, out, _ = self.losses(batch)
-        return loss, out
-
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        """Log the loss; keep P(fake) of each clip for the epoch's metrics."""
         loss, out, _ = self.losses(batch)
         self.log("val_loss", loss, batch_size=len(batch["label"]), sync_dist=True)
         self.collect_val(batch, prob=torch.sigmoid(out.clip_logit.float()), label=batch["label"])

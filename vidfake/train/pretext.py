@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from vidfake.temporal import ModelConfig
 from vidfake.temporal.sync import SyncOutput, sync_contrastive_loss
+from vidfake.train.config import OptimConfig
 from vidfake.train.module import VidfakeModule, zero_touch
 
 
@@ -36,22 +37,36 @@ def other_clip(media_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class SyncPretextModule(VidfakeModule):
+    """The lip-sync pretext (see the module docstring): only ``model.sync`` trains.
+
+    Loss: ``sync_loss_weight * InfoNCE + sync_logit_loss_weight * BCE(sync logit)``."""
+
     part_prefix = "train_sync_"  # train_sync_contrastive_loss, train_sync_logit_loss
 
     def __init__(
         self,
         model_config: ModelConfig,
-        lr: float = 1e-3,
-        weight_decay: float = 0.01,
-        warmup_steps: int = 100,
+        *,
+        lr: float = OptimConfig.lr,
+        weight_decay: float = OptimConfig.weight_decay,
+        warmup_steps: int = OptimConfig.warmup_steps,
+        sync_loss_weight: float = OptimConfig.sync_loss_weight,
+        sync_logit_loss_weight: float = OptimConfig.sync_logit_loss_weight,
+        sync_temperature: float = OptimConfig.sync_temperature,
         pretrained: bool = True,
-        sync_loss_weight: float = 1.0,
-        sync_logit_loss_weight: float = 0.5,
-        sync_temperature: float = 0.1,
     ) -> None:
+        """Args:
+            model_config: a detector with a sync head (``sync: true``).
+            lr, weight_decay, warmup_steps: see :class:`VidfakeModule`.
+            sync_loss_weight, sync_logit_loss_weight: weights of the InfoNCE and the sync
+                logit's BCE; defaults: :class:`OptimConfig`.
+            sync_temperature: the InfoNCE temperature.
+            pretrained: see :class:`VidfakeModule`.
+        """
         if not model_config.sync:
             raise ValueError("the sync pretext needs a model with a sync head (model.sync: true)")
-        super().__init__(model_config, lr, weight_decay, warmup_steps, pretrained)
+        super().__init__(model_config, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
+                         pretrained=pretrained)
         self.sync_loss_weight = sync_loss_weight
         self.sync_logit_loss_weight = sync_logit_loss_weight
         self.sync_temperature = sync_temperature
@@ -65,6 +80,8 @@ class SyncPretextModule(VidfakeModule):
         )
 
     def losses(self, batch: dict) -> tuple[torch.Tensor, SyncOutput, dict[str, torch.Tensor]]:
+        """``(total loss, the sync head's output on the batch's own audio, {part: unweighted
+        loss})`` with parts ``contrastive`` and ``logit``."""
         own = self(batch)
         partner, usable = other_clip(batch["media_id"])
         partner, usable = partner.to(self.device), usable.to(self.device)
@@ -83,6 +100,7 @@ class SyncPretextModule(VidfakeModule):
         return loss, own, parts
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        """Log the loss; keep each clip's P(out of sync), its label and whether its offset was found."""
         loss, own, _ = self.losses(batch)
         self.log("val_loss", loss, batch_size=len(batch["label"]), sync_dist=True)
         shift = batch["sync_shift"]
@@ -91,4 +109,6 @@ class SyncPretextModule(VidfakeModule):
                          label=(shift != 0).float(), offset_ok=offset_ok)
 
     def log_val_extras(self, values: dict[str, np.ndarray]) -> None:
+        """``val_sync_offset_acc``: the share of val clips whose best offset is the true one
+        (within a frame)."""
         self.log("val_sync_offset_acc", float(values["offset_ok"].mean()), sync_dist=True)

@@ -1,26 +1,27 @@
 """``vidfake train``: fit a detector (or its lip-sync head) on a ``vidfake extract`` folder
 from a YAML config.
 
-YAML sections (all optional except ``data.dir`` unless ``--data`` is given)::
+YAML sections (all optional except ``data.dir`` unless ``--data`` is given; each key,
+its default and meaning are in :mod:`vidfake.train.config`)::
 
     task:    detect | sync_pretext
-    data:    {dir, clip_len, batch_size, val_fraction, sbi_prob, num_workers, augment, seed,
-              val_sbi, sync, sync_shift_prob, sync_min_shift, sync_only}
+    data:    DataConfig   {dir, clip_len, batch_size, val_fraction, sbi_prob, augment, sync, ...}
     model:   ModelConfig fields
-    optim:   {lr, weight_decay, warmup_steps, clip_loss_weight, frame_loss_weight,
-              mask_loss_weight, sync_loss_weight, sync_logit_loss_weight, sync_temperature,
-              trainable}   trainable: null (all) or the model parts that train, e.g.
-              [sync, sync_weight] to fit a pretext sync head onto a finished frame model
-    trainer: {max_steps, val_check_interval, accelerator, devices, num_nodes, strategy,
-              precision, accumulate_grad_batches, log_every_n_steps, progress_bar}
-    init:    {checkpoint, modules}   start from parts of a vidfake checkpoint
+    optim:   OptimConfig  {lr, weight_decay, warmup_steps, the loss weights, trainable, lr_scale}
+             trainable: null (all) or the model parts that train, e.g. [sync, sync_weight]
+             to fit a pretext sync head onto a finished frame model
+    trainer: TrainerConfig {max_steps, val_check_interval, accelerator, devices, num_nodes,
+             strategy, precision, accumulate_grad_batches, log_every_n_steps, progress_bar}
+    init:    InitConfig   {checkpoint, modules}   start from parts of a vidfake checkpoint
     out:     output folder (or --out)
     seed:    global seed
 
 Writes ``OUT/best.safetensors`` (best val AUC) and ``OUT/last.safetensors`` (after the
 latest validation), both vidfake checkpoints that ``vidfake score`` reads;
 ``OUT/last.ckpt``, Lightning's checkpoint for ``--resume``; logs as CSV in
-``OUT/logs/version_N`` and for TensorBoard in ``OUT/tb/version_N``.
+``OUT/logs/version_N`` and for TensorBoard in ``OUT/tb/version_N``. The merged config (every
+section, defaults filled in) is the run's record: ``OUT/logs/version_N/hparams.yaml`` (itself
+a config ``--config`` reads), and the ``training.config`` block of both vidfake checkpoints.
 
 ``--set SECTION.KEY=VALUE`` (repeatable; VALUE is read as YAML) overrides any key.
 Several GPUs or nodes: ``trainer.devices``, ``trainer.num_nodes``, ``trainer.strategy``
@@ -34,53 +35,37 @@ import copy
 import json
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULTS = {
-    "task": "detect",
-    "data": {"dir": None, "clip_len": 8, "batch_size": 8, "val_fraction": 0.2, "sbi_prob": 0.5,
-             "num_workers": 0, "augment": True, "seed": 0,
-             "val_sbi": "auto", "sync": False, "sync_shift_prob": 0.0, "sync_min_shift": 3,
-             "sync_only": False, "temporal_sbi_prob": 0.0, "consecutive": False, "val_dir": None,
-             "balance": "method"},
-    "model": {},
-    "optim": {"lr": 3e-4, "weight_decay": 0.05, "warmup_steps": 100, "clip_loss_weight": 1.0,
-              "frame_loss_weight": 0.5, "mask_loss_weight": 1.0, "sync_loss_weight": 1.0, "sync_logit_loss_weight": 0.5,
-              "sync_temperature": 0.1, "trainable": None, "lr_scale": {}},
-    "trainer": {"max_steps": 1000, "val_check_interval": 200, "accelerator": "auto", "devices": 1,
-                "num_nodes": 1, "strategy": "auto", "precision": "auto", "accumulate_grad_batches": 1,
-                "log_every_n_steps": 10, "progress_bar": "auto"},
-    "init": {"checkpoint": None, "modules": ["sync"]},
-    "out": "runs/train",
-    "seed": 0,
-}
-TASKS = ("detect", "sync_pretext")
-PROGRESS = ("auto", "bar", "lines", "none")
+from vidfake.train.config import TrainConfig
+
+DEFAULTS = TrainConfig().to_dict()  # every section's defaults: see vidfake.train.config
 
 
 class ConfigError(ValueError):
-    pass
+    """A config (file, ``--set`` override or argument) that cannot describe a run."""
 
 
 def _merge(config: dict, raw: dict, source: str) -> None:
+    """Update ``config`` in place with ``raw`` (a YAML file's or an override's sections),
+    checking each updated section against its dataclass (unknown keys, bad values)."""
     unknown = set(raw) - set(DEFAULTS)
     if unknown:
-        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}")
+        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}; valid sections: {', '.join(DEFAULTS)}")
     for key, value in raw.items():
         if isinstance(DEFAULTS[key], dict):
             if value is None:
                 continue
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: section {key!r} must be a mapping")
-            if key != "model":  # ModelConfig checks its own keys
-                bad = set(value) - set(DEFAULTS[key])
-                if bad:
-                    raise ConfigError(f"{source}: unknown {key} keys {sorted(bad)}")
-            config[key].update(value)
-        else:
-            config[key] = value
+            value = {**config[key], **value}
+        try:
+            TrainConfig.from_dict({key: value})
+        except ValueError as error:
+            raise ConfigError(f"{source}: {error}") from None
+        config[key] = value
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
@@ -100,10 +85,6 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
         section, _, name = key.partition(".")
         parsed = yaml.safe_load(value) if value else None
         _merge(config, {section: {name: parsed}} if name else {section: parsed}, f"--set {item}")
-    if config["task"] not in TASKS:
-        raise ConfigError(f"task must be one of {TASKS}, got {config['task']!r}")
-    if config["trainer"]["progress_bar"] not in PROGRESS:
-        raise ConfigError(f"trainer.progress_bar must be one of {PROGRESS}")
     return config
 
 
@@ -127,6 +108,7 @@ def _say(message: str, err: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``vidfake train`` command line (each option overrides one config key)."""
     p = argparse.ArgumentParser(prog="vidfake train", description="Train a detector on a `vidfake extract` folder.")
     p.add_argument("--config", type=Path, help="YAML config (see configs/)")
     p.add_argument("--data", type=Path, help="extraction folder (overrides data.dir)")
@@ -190,71 +172,95 @@ def _check_extraction(data_dir: Path, model_config, sync: bool):
     return extract_config
 
 
-def build(config: dict, resume: bool = False) -> TrainingRun:
-    """The data module, the LightningModule, the trainer and its callbacks for ``config``
-    (raises :class:`ConfigError` / ``ValueError`` for unusable settings or data)."""
-    import pytorch_lightning as pl
-    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
-
-    from vidfake.temporal import ModelConfig
-    from vidfake.train.callbacks import PrintProgress, ResumeCheckpoint, SaveVidfakeCheckpoint, Throughput
+def _modules(run_config: TrainConfig, resume: bool):
+    """The data module (set up) and the LightningModule (initialised, parts frozen) of a run."""
     from vidfake.train.datamodule import FaceClipDataModule
     from vidfake.train.init_weights import load_parts
     from vidfake.train.module import DetectorModule
     from vidfake.train.pretext import SyncPretextModule
 
-    data, optim, tr, task = config["data"], config["optim"], config["trainer"], config["task"]
-    if not data.get("dir"):
-        raise ConfigError("no data folder (set data.dir or pass --data)")
-    data_dir, out = Path(data["dir"]), Path(config["out"])
-    model_config = ModelConfig.from_dict(config["model"])
-    pretext = task == "sync_pretext"
-    sync = bool(data["sync"]) or pretext
-    if sync and not model_config.sync:
-        raise ConfigError("lip-sync training (task sync_pretext or data.sync) needs model.sync: true")
-    extract_config = _check_extraction(data_dir, model_config, sync)
-    if data["val_dir"]:
-        _check_extraction(Path(data["val_dir"]), model_config, sync)
-
-    pl.seed_everything(int(config.get("seed", 0)), workers=True, verbose=False)
+    data, optim, model_config, init = run_config.data, run_config.optim, run_config.model, run_config.init
+    pretext = run_config.task == "sync_pretext"
+    sync = data.sync or pretext
+    # DataConfig's fields (but the folder) are the data module's keyword arguments
     datamodule = FaceClipDataModule(
-        data_dir, clip_len=data["clip_len"], batch_size=data["batch_size"], val_fraction=data["val_fraction"],
-        sbi_prob=data["sbi_prob"], num_workers=data["num_workers"], augment=data["augment"], seed=data["seed"],
-        task=task, sync=sync, sync_shift_prob=data["sync_shift_prob"], sync_min_shift=data["sync_min_shift"],
-        sync_only=data["sync_only"], temporal_sbi_prob=data["temporal_sbi_prob"], consecutive=data["consecutive"],
-        val_dir=data["val_dir"], balance=data["balance"],
-        sync_max_shift=model_config.sync_max_offset, val_sbi=data["val_sbi"], blend_masks=model_config.mask_head,
+        data.dir, **{k: v for k, v in asdict(data).items() if k not in ("dir", "sync")}, task=run_config.task,
+        sync=sync, sync_max_shift=model_config.sync_max_offset, blend_masks=model_config.mask_head,
     )
     datamodule.setup("fit")
-    common = dict(lr=optim["lr"], weight_decay=optim["weight_decay"], warmup_steps=optim["warmup_steps"],
-                  sync_loss_weight=optim["sync_loss_weight"], sync_temperature=optim["sync_temperature"])
+    common = dict(lr=optim.lr, weight_decay=optim.weight_decay, warmup_steps=optim.warmup_steps,
+                  sync_loss_weight=optim.sync_loss_weight, sync_temperature=optim.sync_temperature)
     if pretext:
-        module = SyncPretextModule(model_config, sync_logit_loss_weight=optim["sync_logit_loss_weight"], **common)
+        module = SyncPretextModule(model_config, sync_logit_loss_weight=optim.sync_logit_loss_weight, **common)
     else:
-        module = DetectorModule(model_config, frame_loss_weight=optim["frame_loss_weight"],
-                                clip_loss_weight=optim["clip_loss_weight"], mask_loss_weight=optim["mask_loss_weight"],
+        module = DetectorModule(model_config, frame_loss_weight=optim.frame_loss_weight,
+                                clip_loss_weight=optim.clip_loss_weight, mask_loss_weight=optim.mask_loss_weight,
                                 use_sync=sync, **common)
-    init = config["init"]
-    if init.get("checkpoint") and not resume:  # a resumed run has its weights in last.ckpt
-        copied = load_parts(module.model, init["checkpoint"], init.get("modules") or [])
-        _say(f"vidfake train: {len(copied)} tensors ({', '.join(init['modules'])}) from {init['checkpoint']}")
-    if optim["trainable"] is not None:
+    # the run's record: hparams.yaml in the logs, Lightning's checkpoints and the vidfake
+    # checkpoints' training block (plain values, so the resume checkpoint loads weights_only)
+    module.save_hyperparameters(json.loads(json.dumps(run_config.to_dict(), default=str)))
+    if init.checkpoint and not resume:  # a resumed run has its weights in last.ckpt
+        copied = load_parts(module.model, init.checkpoint, init.modules or [])
+        _say(f"vidfake train: {len(copied)} tensors ({', '.join(init.modules)}) from {init.checkpoint}")
+    if optim.trainable is not None:
         if pretext:
             raise ConfigError("task sync_pretext always trains the sync head alone; leave optim.trainable unset")
-        parts = [optim["trainable"]] if isinstance(optim["trainable"], str) else list(optim["trainable"])
+        parts = [optim.trainable] if isinstance(optim.trainable, str) else list(optim.trainable)
         try:
             module.train_parts(parts)
         except ValueError as error:
             raise ConfigError(f"optim.trainable: {error}") from None
         _say(f"vidfake train: training {', '.join(parts)} only; frozen: {', '.join(module.frozen_parts) or 'nothing'}")
-
-    if optim["lr_scale"]:
+    if optim.lr_scale:
         try:
-            module.set_lr_scale(dict(optim["lr_scale"]))
+            module.set_lr_scale(dict(optim.lr_scale))
         except (TypeError, ValueError) as error:
             raise ConfigError(f"optim.lr_scale: {error}") from None
-    max_steps = int(tr["max_steps"])
-    val_every = tr["val_check_interval"]
+    return datamodule, module
+
+
+def build(config: dict, resume: bool = False) -> TrainingRun:
+    """Wire up a run: the data module, the LightningModule, the trainer and its callbacks.
+
+    Args:
+        config: a merged config, as :func:`load_config` returns (sections of plain values).
+        resume: continue from ``OUT/last.ckpt`` when it exists (``init.checkpoint`` is then
+            not copied: the weights come from the resume checkpoint).
+
+    Returns:
+        The :class:`TrainingRun` that :func:`fit` runs.
+
+    Raises:
+        ConfigError: settings that describe no usable run (no data folder, sizes that do
+            not match the extraction, unknown parts); ``ValueError`` for unusable data.
+    """
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    from vidfake.train.callbacks import PrintProgress, ResumeCheckpoint, SaveVidfakeCheckpoint, Throughput
+
+    from vidfake.temporal.encoder import check_backbone_name
+
+    try:
+        run_config = TrainConfig.from_dict(config)
+        check_backbone_name(run_config.model.backbone)  # before reading any data
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    data, tr, task, model_config = run_config.data, run_config.trainer, run_config.task, run_config.model
+    if not data.dir:
+        raise ConfigError("no data folder (set data.dir or pass --data)")
+    data_dir, out = Path(data.dir), Path(run_config.out)
+    sync = data.sync or task == "sync_pretext"
+    if sync and not model_config.sync:
+        raise ConfigError("lip-sync training (task sync_pretext or data.sync) needs model.sync: true")
+    extract_config = _check_extraction(data_dir, model_config, sync)
+    if data.val_dir:
+        _check_extraction(Path(data.val_dir), model_config, sync)
+
+    pl.seed_everything(int(run_config.seed), workers=True, verbose=False)
+    datamodule, module = _modules(run_config, resume)
+    max_steps = int(tr.max_steps)
+    val_every = tr.val_check_interval
     if isinstance(val_every, int):
         val_every = max(1, min(val_every, max_steps))
     saver = SaveVidfakeCheckpoint(
@@ -262,25 +268,25 @@ def build(config: dict, resume: bool = False) -> TrainingRun:
         data_dir=data_dir.resolve(), name=out.name or "vidfake", version=f"step-{max_steps}", task=task,
     )
     resumer = ResumeCheckpoint(out / "last.ckpt")
-    progress = tr["progress_bar"]
+    progress = tr.progress_bar
     if progress == "auto":
         progress = "bar" if sys.stderr.isatty() else "lines"
     callbacks = [saver, resumer, Throughput()]
     if progress == "lines":
-        callbacks.append(PrintProgress(tr["log_every_n_steps"]))
-    accelerator = tr["accelerator"]
+        callbacks.append(PrintProgress(tr.log_every_n_steps))
+    accelerator = tr.accelerator
     trainer = pl.Trainer(
         max_steps=max_steps,
         max_epochs=-1,
         val_check_interval=val_every,
         check_val_every_n_epoch=None if isinstance(val_every, int) else 1,
         accelerator=accelerator,
-        devices=tr["devices"],
-        num_nodes=int(tr["num_nodes"]),
-        strategy=tr["strategy"],
-        precision=_precision(tr.get("precision"), accelerator),
-        accumulate_grad_batches=tr["accumulate_grad_batches"],
-        log_every_n_steps=tr["log_every_n_steps"],
+        devices=tr.devices,
+        num_nodes=int(tr.num_nodes),
+        strategy=tr.strategy,
+        precision=_precision(tr.precision, accelerator),
+        accumulate_grad_batches=tr.accumulate_grad_batches,
+        log_every_n_steps=tr.log_every_n_steps,
         logger=[CSVLogger(str(out), name="logs"), TensorBoardLogger(str(out), name="tb", default_hp_metric=False)],
         callbacks=callbacks,
         enable_checkpointing=False,
@@ -318,6 +324,7 @@ def fit(run: TrainingRun) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``vidfake train``: returns the exit code (2 for an unusable config or data)."""
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)

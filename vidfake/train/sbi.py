@@ -31,6 +31,8 @@ _REF_SIZE = 224.0  # crop side the pixel-valued sharpness settings are tuned for
 
 @dataclass(frozen=True)
 class SBIConfig:
+    """How a self-blended fake is made: the source's mismatch, the mask and the blend."""
+
     # source/target mismatch
     color_jitter: float = 0.1  # max relative change of brightness/contrast/saturation and per-channel shift (x255)
     sharpen_or_blur: float = 0.5  # probability of a sharpen or blur on the source

@@ -1,4 +1,10 @@
-"""Write scoring results to files: CSV, JSONL and DFDC's submission format."""
+"""Write ``vidfake score``'s results to files: CSV, JSONL, DFDC's submission format and
+per-video timeline plots.
+
+It lives in ``eval`` because eval calls scoring, never the reverse: the verdicts come in
+as arguments and ``Verdict`` is imported for type checking only, so importing this
+module (like all of ``vidfake.eval``) costs no torch.
+"""
 from __future__ import annotations
 
 import csv
@@ -6,12 +12,17 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vidfake.eval.submission import write_dfdc_submission
-from vidfake.scoring import Verdict
+
+if TYPE_CHECKING:
+    from vidfake.scoring import Verdict
 
 
 def write_results(verdicts: Sequence[Verdict], csv_or_jsonl: Path | None = None, submission: Path | None = None) -> None:
+    """Write the verdicts to ``csv_or_jsonl`` (``.jsonl``: one full verdict a line;
+    otherwise CSV with path, score, label, status) and/or a DFDC ``submission`` file."""
     if csv_or_jsonl is not None:
         if csv_or_jsonl.suffix.lower() == ".jsonl":
             with csv_or_jsonl.open("w", encoding="utf-8") as handle:

@@ -1,6 +1,11 @@
 """Calibration: fit T (and, with ``bias``, an offset) on a validation set's video logits
 and write them into a new checkpoint, so every later score is calibrated without any
-other file."""
+other file.
+
+Part of ``eval`` because it reads a ``vidfake eval`` predictions file and measures with
+its log loss; the checkpoint is read and written through ``vidfake.checkpoint`` (the
+tensors pass through untouched, so torch is imported only when a checkpoint is loaded).
+"""
 from __future__ import annotations
 
 import math

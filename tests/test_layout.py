@@ -1,0 +1,38 @@
+"""No class or function in ``vidfake/`` is longer than 150 lines: a unit that long does
+more than one job and is hard to read, test or time (``Scorer`` was split into stages for
+this). The check names every offender with its file and line."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "vidfake"
+MAX_LINES = 150
+
+
+def long_definitions(root: Path, limit: int) -> list[str]:
+    """``path:line name (N lines)`` for each class or function under ``root`` longer than
+    ``limit`` lines, nested ones included (a class's methods count toward it too)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    found.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_class_or_function_in_vidfake_is_over_150_lines():
+    too_long = long_definitions(PACKAGE, MAX_LINES)
+    assert not too_long, f"split these along their responsibilities (at most {MAX_LINES} lines each):\n" + "\n".join(too_long)
+
+
+def test_the_check_names_every_long_definition_and_only_those(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "big.py").write_text("class Big:\n" + "    x = 1\n" * 150 + "\n\ndef small():\n    pass\n")
+    body = "".join(f"    y{i} = {i}\n" for i in range(149))
+    (package / "sub" / "edge.py").write_text(f"async def long():\n{body}    return 0\n\n\ndef fits():\n{body}")
+    assert long_definitions(package, 150) == ["pkg/big.py:1 Big (151 lines)", "pkg/sub/edge.py:1 long (151 lines)"]

@@ -1,0 +1,195 @@
+"""``Scorer``: the stages of scoring one file, composed into its ``Verdict``.
+
+probe -> ``read_audio`` -> ``extract`` (each clip of a face track goes through the model,
+``run_clips``, as soon as extraction has cut it) -> ``run_track`` for each final track
+-> ``VerdictBuilder.build``. Each stage is a public method, so a benchmark or a test
+times or watches one by wrapping it, not by patching internals.
+
+The CLI, the service and the evaluation all call it, so a file is scored the same way
+everywhere. Every setting (sampling plan, face detector, crop, model, aggregation rule,
+temperature, threshold) comes from the checkpoint; nothing here has numbers of its own.
+
+torch (like the model and the face detector) is loaded only when a file passes its probe:
+an unreadable file is answered in a fraction of a second, not after seconds of imports.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from vidfake.checkpoint import Checkpoint, CheckpointHeader
+from vidfake.clip_stream import ClipResult, ClipStream, StreamedClip
+from vidfake.extract.failures import file_failure
+from vidfake.extract.pipeline import CropSink, ExtractConfig, FaceClip, FaceExtractor, MediaFaces
+from vidfake.extract.video import AudioTrack, VideoInfo, VideoProbe
+from vidfake.models import checkpoint_header
+from vidfake.scoring.audio import AudioInput, sync_audio
+from vidfake.scoring.model import ClipModel
+from vidfake.scoring.verdict import TrackResult, Verdict, VerdictBuilder, track_result
+from vidfake.temporal import ModelConfig
+from vidfake.temporal.aggregate import AggregationConfig
+
+MAX_CLIP_FRAMES = 32  # plans without clips (uniform, every, all) are cut into clips this long
+# Crops reach the model as extraction cuts them (``ClipStream``): the crops held at once are
+# one decoded segment's plus a bounded buffer per face, however long the video.
+
+RunClips = Callable[[list[StreamedClip]], list[ClipResult]]
+
+
+@dataclass
+class Extraction:
+    """What ``Scorer.extract`` found: the faces, and the stream their crops went through
+    (the model's results wait there, per track, for ``Scorer.run_track``)."""
+
+    faces: MediaFaces
+    stream: ClipStream
+    peak_held: int  # the most crops a search's stream held at once (what bounds scoring memory)
+
+
+class Scorer:
+    """Scores any number of files with one checkpoint (the packaged default model when
+    none is given).
+
+    Construction reads only the checkpoint's config (and hashes its file, once); the
+    model and the face detector load on the first file that passes its probe, so files
+    that cannot be read are answered at once and a run of only such files never loads
+    either. ``load()`` loads them up front."""
+
+    def __init__(self, checkpoint: Checkpoint | str | Path | None = None, device: str = "cpu", plan: str | None = None):
+        loaded = checkpoint if isinstance(checkpoint, Checkpoint) else None
+        if loaded is not None:
+            self.header = CheckpointHeader(loaded.config, loaded.path, loaded.sha256)
+        else:
+            self.header = checkpoint_header(checkpoint)
+        config = self.header.config
+        self.model_config = ModelConfig.from_dict(config["model"])
+        self.clip_model = ClipModel(self.header, self.model_config, device, loaded)
+        extract = ExtractConfig.from_dict(config["extract"])
+        extract = replace(extract, plan=plan or extract.plan,
+                          face_detector=replace(extract.face_detector, device=device))
+        self.extract_config = extract
+        self.extractor = FaceExtractor(extract)
+        self.plan = self.extractor.plan  # parsed once: extraction, the audio check, the clip streams, the timeline
+        self.aggregation = AggregationConfig.from_dict(config["aggregation"])
+        self.model_info = {
+            "name": config.get("name", Path(self.header.path).stem),
+            "version": config.get("version", ""),
+            "sha256": self.header.sha256,
+        }
+        self.untrained = bool(config.get("training", {}).get("untrained", False))
+        # a checkpoint can carry one caveat its author wants on every verdict (the default model does)
+        self.model_warning = str(config.get("card", {}).get("warning", "")) or None
+        self.verdicts = VerdictBuilder(self.aggregation, self.model_info, self.model_config.sync_window,
+                                       self.untrained, self.model_warning)
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint with its weights (read on first use; its file is not hashed again)."""
+        return self.clip_model.checkpoint
+
+    @property
+    def model(self):
+        """The model with the checkpoint's weights, built on first use."""
+        return self.clip_model.module
+
+    def load(self) -> Scorer:
+        """Load the model and the face detector now rather than on the first readable file."""
+        _ = self.model, self.extractor.detector
+        return self
+
+    def score_video(self, path: str | Path) -> Verdict:
+        """Score one video; a file that cannot be scored gets a verdict saying why
+        (``status`` and ``error``), never an exception."""
+        return self._score(Path(path), "video")
+
+    def score_image(self, path: str | Path) -> Verdict:
+        """Score one still image as a one-frame clip; failures as in ``score_video``."""
+        return self._score(Path(path), "image")
+
+    # -- stages -----------------------------------------------------------------------
+
+    def read_audio(self, path: Path, info: VideoInfo | None) -> AudioInput:
+        """The sound for the sync head (``info`` None: an image) and the verdict's record of it."""
+        return sync_audio(path, info, self.plan, self.extract_config.plan, sync=self.model_config.sync,
+                          sample_rate=self.model_config.audio_sample_rate)
+
+    def extract(self, path: Path, kind: str, probed: VideoProbe | None, run_clips: RunClips) -> Extraction:
+        """Find and cut the faces of ``path`` (``probed``: its ``extractor.probe``, None for
+        an image). Each track's crops go through ``run_clips`` clip by clip as they are cut;
+        of a video searched again turned, the stream of the search whose faces are kept
+        is returned."""
+        if kind == "image":
+            faces = self.extractor.extract_image(path)
+            stream = ClipStream(run_clips, None, 1, MAX_CLIP_FRAMES)
+            for face in faces.faces:
+                stream.add(face.source_id, face.track.frame_indices, face.track.timestamps, face.crops, face.mouths)
+            return Extraction(faces, stream, stream.peak_held)
+        streams: dict[int, ClipStream] = {}  # one per search (upright, then turned ones)
+
+        def sink_for(turn: int) -> CropSink:
+            streams[turn] = ClipStream(run_clips, self.plan, probed[0].num_frames, MAX_CLIP_FRAMES)
+            return streams[turn].add
+
+        faces = self.extractor.extract_video(path, probed, sink_for)
+        return Extraction(faces, streams[faces.rotation_retry], max(s.peak_held for s in streams.values()))
+
+    def run_track(self, face: FaceClip, stream: ClipStream) -> TrackResult | None:
+        """The model on one final track's last clips, and the track's result from all of
+        its clips (None when no clip of it survived the tracks' final merge)."""
+        return track_result(face, stream.finish(face.source_id), self.aggregation.probability)
+
+    def run_clips(self, clips: list[StreamedClip], audio: AudioTrack | None, fps: float | None) -> list[ClipResult]:
+        """The model on complete clips of one track, one result per clip (``audio`` or
+        ``fps`` None: no sound for the sync head)."""
+        return self.clip_model.run(clips, audio, fps)
+
+    # -- composition ------------------------------------------------------------------
+
+    def _score(self, path: Path, kind: str) -> Verdict:
+        """The per-file safety net: whatever goes wrong with this file becomes its
+        verdict's status (the rule is ``file_failure``'s), so no file can stop a run."""
+        start = time.perf_counter()
+        try:
+            probed = self.extractor.probe(path, kind)  # size, container, streams: before any model loads
+        except Exception as error:  # noqa: BLE001 - one bad file must never cost the rest of a batch
+            return self._failed(path, kind, error, start)
+        self.load()  # outside the net: a checkpoint that cannot be built fails the run, not this file
+        try:
+            return self._score_file(path, kind, start, probed)
+        except Exception as error:  # noqa: BLE001 - one bad file must never cost the rest of a batch
+            return self._failed(path, kind, error, start)
+
+    def _failed(self, path: Path, kind: str, error: Exception, start: float) -> Verdict:
+        failure = file_failure(error, path)
+        timings = {"total": round(time.perf_counter() - start, 4)}
+        return self.verdicts.new(path, kind, failure.status, error=failure.reason, timings=timings)
+
+    def _score_file(self, path: Path, kind: str, start: float, probed: VideoProbe | None) -> Verdict:
+        info = probed[0] if kind == "video" else None
+        audio = self.read_audio(path, info)
+        model_s = 0.0
+
+        def run_clips(clips: list[StreamedClip]) -> list[ClipResult]:
+            nonlocal model_s
+            began = time.perf_counter()
+            results = self.run_clips(clips, audio.track, None if info is None else info.fps)
+            model_s += time.perf_counter() - began
+            return results
+
+        extraction = self.extract(path, kind, probed, run_clips)
+        tracks = [self.run_track(face, extraction.stream) for face in extraction.faces.faces]
+        return self.verdicts.build(path, kind, extraction.faces, [t for t in tracks if t is not None], audio,
+                                   self.plan if kind == "video" else None, model_s, start)
+
+
+def score_video(path: str | Path, checkpoint: str | Path | Checkpoint | None = None, device: str = "cpu") -> Verdict:
+    """Score one video with ``checkpoint`` or the default model (loads it on every call;
+    use ``Scorer`` for many files)."""
+    return Scorer(checkpoint, device).score_video(path)
+
+
+def score_image(path: str | Path, checkpoint: str | Path | Checkpoint | None = None, device: str = "cpu") -> Verdict:
+    """Score one still image as a one-frame clip."""
+    return Scorer(checkpoint, device).score_image(path)
