@@ -12,7 +12,7 @@ from tests import media
 from vidfake.cli import main
 
 HEAVY = ("torch", "timm", "facenet_pytorch", "pytorch_lightning", "lightning")
-SUBCOMMANDS = ("extract", "score", "init-checkpoint", "eval", "calibrate", "models", "train", "serve")
+SUBCOMMANDS = ("extract", "score", "init-checkpoint", "eval", "calibrate", "models", "ensemble", "train", "serve")
 
 
 @pytest.fixture

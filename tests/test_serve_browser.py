@@ -66,7 +66,8 @@ def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, 
 
         job_id = browser.execute_script("return location.hash").split("=", 1)[1]
         with server.client() as c:
-            verdict = c.get(f"/v1/jobs/{job_id}").json()["verdict"]
+            job = c.get(f"/v1/jobs/{job_id}").json()
+        verdict = job["verdict"]
         scored = [p for p in verdict["timeline"] if p["score"] is not None]
         timeline = browser.find_element(By.ID, "timeline")
         assert int(timeline.get_attribute("data-points")) == len(scored) > 0
@@ -89,6 +90,18 @@ def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, 
         wait.until(lambda d: all(d.execute_script("return arguments[0].naturalWidth", img) > 0
                                  for img in d.find_elements(By.CSS_SELECTOR, "#faces img")))
         assert all("%" in card.find_element(By.CSS_SELECTOR, ".score").text for card in cards)
+
+        # where: each track's most suspicious frames with the heat map over the face, under the timeline
+        figures = browser.find_elements(By.CSS_SELECTOR, "#heatmaps figure.heatmap")
+        assert len(figures) == 3 * len(verdict["tracks"]) == len(job["heatmaps"])  # the server's default: 3
+        assert [(int(f.get_attribute("data-track")), int(f.get_attribute("data-frame"))) for f in figures] == \
+            [(h["track_id"], h["frame"]) for h in job["heatmaps"]]
+        wait.until(lambda d: all(d.execute_script("return arguments[0].naturalWidth", img) > 0
+                                 for img in d.find_elements(By.CSS_SELECTOR, "#heatmaps img")))
+        assert "Grad-CAM" in browser.find_element(By.ID, "heatmaps-note").text  # the tiny model has no mask head
+        assert all("%" in f.find_element(By.CSS_SELECTOR, ".score").text for f in figures)
+        below = browser.find_element(By.ID, "heatmaps").location["y"]
+        assert timeline.location["y"] < below < browser.find_element(By.ID, "faces").location["y"]
 
         assert "sync confidence" in browser.find_element(By.ID, "lipsync").text
         assert "untrained" in browser.find_element(By.ID, "warnings").text

@@ -168,3 +168,80 @@ def test_flv_that_refuses_to_seek_to_zero_still_probes_and_decodes(fixtures_dir)
     with open_video(path, "pyav") as reader:
         frames = reader.read([0, 33, 66])
     assert all(np.array_equal(frames[i], expected[k]) for i, k in enumerate([0, 33, 66]))
+
+
+def _every_frame(path) -> dict[int, np.ndarray]:
+    """Every frame by pts, decoded plainly (no skipping, no seeking): the reference."""
+    import av
+
+    with av.open(str(path)) as container:
+        return {frame.pts: frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)}
+
+
+def _count_decoded(monkeypatch) -> list[int]:
+    """The pts of every frame the PyAV reader's decoder hands back, recorded as it reads."""
+    from vidfake.extract.video import PyAVReader
+
+    seen: list[int] = []
+    decode = PyAVReader._decode_packets
+
+    def counting(self, container, wanted_pts):
+        for frame in decode(self, container, wanted_pts):
+            seen.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(PyAVReader, "_decode_packets", counting)
+    return seen
+
+
+@pytest.mark.parametrize("wanted", [[0, 7, 8, 9, 23, 30, 49], list(range(1, 50, 4)), [48, 49]])
+def test_unwanted_non_reference_frames_are_not_decoded_and_kept_frames_are_unchanged(face_video, monkeypatch, wanted):
+    """x264 writes B-frames nothing refers to: a sparse read skips those it does not want,
+    and every frame it returns is pixel-equal to a plain decode of the whole file."""
+    reference = _every_frame(face_video.path)
+    seen = _count_decoded(monkeypatch)
+    with open_video(face_video.path, "pyav") as reader:
+        assert reader.skips_unwanted
+        frames = reader.read(wanted)
+        pts = reader._index.pts
+    assert [media.read_frame_index(f) for f in frames] == wanted
+    for index, frame in zip(wanted, frames):
+        assert np.array_equal(frame, reference[int(pts[index])]), index
+    assert set(pts[wanted].tolist()) <= set(seen)
+    assert len(seen) < wanted[-1] + 1  # fewer frames decoded than reading up to the last wanted one in order
+
+
+def test_every_frame_wanted_skips_nothing(face_video, monkeypatch):
+    seen = _count_decoded(monkeypatch)
+    with open_video(face_video.path, "pyav") as reader:
+        got = [i for idx, _ in reader.iter_chunks(range(len(reader))) for i in idx]
+    assert got == list(range(face_video.n_frames)) and len(seen) == face_video.n_frames
+
+
+def test_codecs_outside_the_safe_list_decode_every_frame(media_dir, monkeypatch):
+    frames = media.moving_face_frames(n_frames=20)[0]
+    path = media.write_video(media_dir / "mpeg4.mp4", frames, codec="mpeg4")
+    seen = _count_decoded(monkeypatch)
+    with open_video(path, "pyav") as reader:
+        assert reader.info.codec == "mpeg4" and not reader.skips_unwanted
+        got = reader.read([3, 11, 12])
+    assert [media.read_frame_index(f) for f in got] == [3, 11, 12]
+    assert len(seen) >= 13  # everything up to the last wanted frame was decoded
+
+
+@pytest.mark.slow
+def test_fixture_plans_read_the_same_pixels_as_a_full_decode(fixtures_dir):
+    """The 1080p DFDC clip and the other fixtures: the plans extraction uses come back
+    pixel-equal to decoding every frame, with unwanted non-reference frames skipped."""
+    from vidfake.extract.sampling import parse_plan
+
+    for path in sorted((fixtures_dir / "videos").glob("*.mp4")):
+        reference = _every_frame(path)
+        with open_video(path, "pyav") as reader:
+            assert reader.skips_unwanted, path.name
+            pts = reader._index.pts
+            for plan in ("uniform:32", "clips:4x8/2"):
+                wanted = parse_plan(plan).indices(len(reader))
+                frames = reader.read(wanted)
+                for index, frame in zip(wanted, frames):
+                    assert np.array_equal(frame, reference[int(pts[index])]), (path.name, plan, index)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 FORMAT = "vidfake-checkpoint"
 FORMAT_VERSION = "1"
+ENSEMBLE_FORMAT = "vidfake-ensemble"  # several checkpoints in one file: see vidfake.ensemble
 _PICKLE_SUFFIXES = (".pt", ".pth")
 
 
@@ -76,7 +77,7 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _config_json(config: dict) -> str:
+def config_json(config: dict) -> str:
     """Strict JSON that loads back equal, so the saved config is exactly the one used
     (a tuple would come back a list, an int key a str key: refused here, not later)."""
     if not isinstance(config, dict):
@@ -119,10 +120,17 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
     Atomic (temporary file in the same folder, then rename) so a crash mid-save never
     leaves a half checkpoint under the real name.
     """
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config_json(config)}
+    return save_tensors(path, state_dict, metadata)
+
+
+def save_tensors(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Write tensors and a str -> str header as one safetensors file, atomically (a
+    temporary file in the same folder, then rename): the one writer of checkpoints and
+    ensembles (``vidfake.ensemble``)."""
     path = Path(path)
     if path.suffix.lower() in _PICKLE_SUFFIXES:
         raise CheckpointError(f"{path}: checkpoints are written as safetensors; name it *.safetensors")
-    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": _config_json(config)}
     tensors = _savable(state_dict)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -148,6 +156,11 @@ def _looks_like_pickle(path: Path) -> bool:
 
 
 def _check_header(fmt: object, version: object, path: Path) -> None:
+    if fmt == ENSEMBLE_FORMAT:
+        raise CheckpointError(
+            f"{path}: this is a vidfake ensemble (several models in one file), not a single model: "
+            "score, eval, serve, calibrate and models take it as --checkpoint; it cannot be a member of another ensemble"
+        )
     if fmt != FORMAT:
         raise CheckpointError(f"{path}: not a vidfake checkpoint (format={fmt!r}, expected {FORMAT!r})")
     if str(version) != FORMAT_VERSION:
@@ -235,6 +248,19 @@ def read_header(path: str | os.PathLike) -> CheckpointHeader:
     else:
         config, _ = _load_safetensors(path, weights=False)
     return CheckpointHeader(config=config, path=str(path), sha256=sha)
+
+
+def is_ensemble(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a safetensors file whose header says it is an ensemble (its
+    header only; any other file, readable or not, is left to ``read_header`` to judge)."""
+    path = Path(path)
+    if path.suffix.lower() in _PICKLE_SUFFIXES or not path.is_file():
+        return False
+    try:
+        with safe_open(str(path), framework="numpy", device="cpu") as f:
+            return (f.metadata() or {}).get("format") == ENSEMBLE_FORMAT
+    except Exception:  # noqa: BLE001 - not a safetensors file: read_header gives the error that says why
+        return False
 
 
 def checkpoint_config(model: ModelConfig, extract: ExtractConfig, aggregation: AggregationConfig, **extra) -> dict:

@@ -105,15 +105,27 @@ def _run_extract(args: argparse.Namespace) -> int:
     if not items:
         print("vidfake extract: no video or image files found in the inputs", file=sys.stderr)
         return 2
+    from vidfake.distributed import DistContext, ShardError
+
     try:
-        summary = run_extraction(
+        context = DistContext.from_env()
+        run = run_extraction
+        if context.distributed:  # launched by torchrun or srun: this process does its share
+            from functools import partial
+
+            from vidfake.distributed.extract import run_extraction_sharded
+
+            run = partial(run_extraction_sharded, context=context)
+        summary = run(
             items, labels, args.out, config,
             OutputOptions(args.image_format, args.quality, audio=args.audio),
             workers=args.workers, resume=args.resume, progress=not args.no_progress, debug_log=args.debug_log,
         )
-    except ExtractError as error:
+    except (ExtractError, ShardError) as error:
         print(f"vidfake extract: {error}", file=sys.stderr)
         return 2
+    if summary is None:  # another process than rank 0: rank 0 merges and reports
+        return 0
     summary.notes += [f"label row skipped: {line}" for line in labels.skipped]
     summary.notes += [f"label file ignored: {line}" for line in labels.ignored]
     if args.json:
@@ -129,6 +141,13 @@ def _run_extract(args: argparse.Namespace) -> int:
         if summary.failed or summary.no_face:
             print(f"  see {args.out / 'errors.jsonl'} for the files that failed or had no face")
     return 1 if summary.failed else 0
+
+
+def _add_checkpoints(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, action="append", metavar="CHECKPOINT",
+                   help="model checkpoint (.safetensors) made by vidfake (default: the packaged default model; see "
+                        "`vidfake models`); an ensemble file from `vidfake ensemble`; repeat it to score with an "
+                        "equally weighted ensemble of several")
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
@@ -148,11 +167,16 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--example", action="store_true",
                    help="also score the example clip that ships with vidfake (3 s, a real talking face with "
                         "speech, GRID corpus, CC BY 4.0); alone, score just that clip")
-    p.add_argument("--checkpoint", type=Path, help="model checkpoint (.safetensors) made by vidfake (default: the packaged default model; see `vidfake models`)")
+    _add_checkpoints(p)
     p.add_argument("--json", action="store_true", help="print one JSON object per input instead of a table")
     p.add_argument("--out", type=Path, help="also write results: .csv (path,score,label,status) or .jsonl (full records)")
     p.add_argument("--submission", type=Path, help="write DFDC's submission.csv (filename,label with probabilities)")
     p.add_argument("--plots", type=Path, help="write a per-frame score timeline PNG for each scored video into this folder")
+    _add_heatmap_options(p)
+    p.add_argument("--resume", action="store_true",
+                   help="keep each finished file in OUT.shards/ as it goes and skip the files already there, so the "
+                        "same command with --resume finishes a run that stopped (needs --out; runs under torchrun "
+                        "or srun always keep shards)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--frames", type=int, help="override the checkpoint's plan with uniform:N frames")
     p.add_argument("--plan", help="override the checkpoint's sampling plan (uniform:N, clips:NxL[/S], every:K, all)")
@@ -166,7 +190,7 @@ def _run_score(args: argparse.Namespace) -> int:
     from vidfake.eval.results import write_results
     from vidfake.extract.dataset import ExtractError, collect_media
     from vidfake.extract.sampling import PlanError
-    from vidfake.scoring import Scorer
+    from vidfake.scoring import build_scorer
 
     from vidfake.examples import ExampleMissingError, example_path
 
@@ -178,7 +202,7 @@ def _run_score(args: argparse.Namespace) -> int:
     try:  # the scorer's ExtractConfig rejects a bad --plan with a PlanError
         inputs = [*args.inputs, example_path()] if args.example else args.inputs
         items = collect_media(inputs)
-        scorer = Scorer(args.checkpoint, device=args.device, plan=plan)
+        scorer = build_scorer(args.checkpoint, device=args.device, plan=plan)
     except (PlanError, ExtractError, CheckpointError, ExampleMissingError) as error:
         print(f"vidfake score: {error}", file=sys.stderr)
         return 2
@@ -187,24 +211,79 @@ def _run_score(args: argparse.Namespace) -> int:
         return 2
     from tqdm import tqdm
 
+    from vidfake.distributed import DistContext, ShardError
+
+    maps = _heatmap_options(args, scorer, [item.path for item in items])
+    if maps is None:
+        return 2
+
+    def score_item(item):
+        extra = {"heatmaps": maps[item.path]} if maps else {}
+        return scorer.score_image(item.path, **extra) if item.kind == "image" else scorer.score_video(item.path, **extra)
+
     verdicts = []
     try:
-        for item in tqdm(items, unit="file", disable=args.no_progress or len(items) < 2, dynamic_ncols=True):
-            verdict = scorer.score_image(item.path) if item.kind == "image" else scorer.score_video(item.path)
-            verdicts.append(verdict)
-            if args.json:
+        context = DistContext.from_env()
+        sharded = context.distributed or args.resume  # across processes (torchrun, srun) or resumable
+        if sharded:
+            from vidfake.distributed.score import score_sharded
+
+            verdicts = score_sharded(items, score_item, args.out, context, resume=args.resume,
+                                     progress=not args.no_progress)
+            if verdicts is None:  # another process than rank 0: rank 0 writes the results
+                return 0
+            for verdict in verdicts if args.json else ():
                 print(json.dumps(verdict.to_dict()), flush=True)
-    except CheckpointError as error:  # the model is built on the first readable file
+        else:
+            for item in tqdm(items, unit="file", disable=args.no_progress or len(items) < 2, dynamic_ncols=True):
+                verdict = score_item(item)
+                verdicts.append(verdict)
+                if args.json:
+                    print(json.dumps(verdict.to_dict()), flush=True)
+    except (CheckpointError, ShardError) as error:  # the model is built on the first readable file
         print(f"vidfake score: {error}", file=sys.stderr)
         return 2
     if not args.json:
         _print_table(verdicts)
+        if maps:
+            drawn = sum(len(t["heatmaps"]["frames"]) for v in verdicts for t in v.tracks if "heatmaps" in t)
+            print(f"heat maps: {drawn} pictures in {args.heatmaps} (named in the --json / .jsonl records)")
     write_results(verdicts, csv_or_jsonl=args.out, submission=args.submission)
+    if sharded:
+        from vidfake.distributed.score import clear_shards
+
+        clear_shards(args.out)
     if args.plots:
         from vidfake.eval.results import write_timelines
 
         write_timelines(verdicts, args.plots)
     return 1 if any(v.status in ("unreadable", "unsupported") for v in verdicts) else 0
+
+
+def _add_heatmap_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--heatmaps", type=Path, metavar="DIR",
+                   help="draw where the model sees the forgery: for each face track, its most suspicious frames as "
+                        "PNG heat maps in DIR (the model's blend-mask head, or Grad-CAM for a checkpoint without "
+                        "one); the JSON names each picture with its frame, score, peak and region box")
+    p.add_argument("--heatmap-frames", type=int, default=3, metavar="K", help="heat maps per face track")
+
+
+def _heatmap_options(args: argparse.Namespace, scorer, paths: list[Path]) -> dict | None:
+    """Each file's heat-map options ({} without --heatmaps); None, with the message
+    printed, when they cannot be drawn."""
+    if args.heatmaps is None:
+        return {}
+    from vidfake.scoring import Scorer
+    from vidfake.scoring.heatmaps import options_for
+
+    if args.heatmap_frames < 1:
+        print(f"vidfake {args.command}: --heatmap-frames must be at least 1", file=sys.stderr)
+        return None
+    if not isinstance(scorer, Scorer):
+        print(f"vidfake {args.command}: --heatmaps draws one model's maps: give a single --checkpoint "
+              "(ensembles have no heat maps yet)", file=sys.stderr)
+        return None
+    return options_for(paths, args.heatmaps, args.heatmap_frames)
 
 
 def _print_table(verdicts) -> None:
@@ -275,11 +354,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("dataset", nargs="?", type=Path, help="folder or CSV to evaluate on")
-    p.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the packaged default model)")
+    _add_checkpoints(p)
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument("--predictions", type=Path, help="recompute the report from this predictions.csv, no scoring")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A.csv", "B.csv"), help="compare two predictions files")
     p.add_argument("--frame-level", action="store_true", help="also write per-frame predictions and frame metrics")
+    p.add_argument("--heatmaps", type=int, nargs="?", const=3, metavar="N",
+                   help="score the N worst false positives and N worst false negatives again with heat maps "
+                        "(OUT/heatmaps/) and show them in report.md (N: 3 when not given; needs DATASET)")
+    p.add_argument("--heatmap-frames", type=int, default=3, metavar="K", help="heat maps per face track")
     p.add_argument("--missing", choices=["exclude", "prior"], default="exclude",
                    help="files without a score: leave out of the metrics, or score at the set's fake fraction")
     p.add_argument("--clip", type=float, help="log-loss probability clipping (default: DFDC's)")
@@ -297,6 +380,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     from vidfake.checkpoint import CheckpointError
     from vidfake.eval.datasets import load_eval_set
+    from vidfake.distributed import DistContext, ShardError
     from vidfake.eval.evaluate import EvalError, score_set
     from vidfake.eval.outputs import EvalSettings, build_report, compare_predictions
     from vidfake.extract.labels import LabelError
@@ -312,22 +396,27 @@ def _run_eval(args: argparse.Namespace) -> int:
         if args.predictions:
             pred_path = args.predictions
             settings = EvalSettings.load(pred_path.parent) or EvalSettings()
+            heatmaps = _eval_heatmaps(args, None)
         else:
             if args.dataset is None:
                 print("vidfake eval: give DATASET (or --predictions / --compare)", file=sys.stderr)
                 return 2
-            from vidfake.scoring import Scorer
+            from vidfake.scoring import build_scorer
 
             eval_set = load_eval_set(args.dataset)
             if not eval_set.items:
                 raise EvalError(f"{args.dataset}: no labelled video or image found")
             for note in eval_set.notes:
                 print(f"note: {note}", file=sys.stderr)
-            scorer = Scorer(args.checkpoint, device=args.device)
+            scorer = build_scorer(args.checkpoint, device=args.device)
+            heatmaps = _eval_heatmaps(args, scorer)  # refused before the set is scored, not after
             settings = EvalSettings(threshold=scorer.aggregation.threshold, checkpoint=scorer.model_info["name"],
                                     checkpoint_version=scorer.model_info["version"])
             args.out.mkdir(parents=True, exist_ok=True)
-            pred_path = score_set(eval_set, scorer, args.out, frames=args.frame_level, progress=not args.no_progress)
+            pred_path = score_set(eval_set, scorer, args.out, frames=args.frame_level, progress=not args.no_progress,
+                                  context=DistContext.from_env())  # under torchrun or srun: each process a share
+            if pred_path is None:  # another process than rank 0: rank 0 writes the report
+                return 0
         settings = replace(
             settings, policy=args.missing, n_boot=args.bootstrap,
             **({"clip": args.clip} if args.clip is not None else {}),
@@ -335,8 +424,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         )
         args.out.mkdir(parents=True, exist_ok=True)
         settings.save(args.out)
-        metrics = build_report(pred_path, args.out, settings)
-    except (EvalError, LabelError, CheckpointError, ValueError, FileNotFoundError) as error:
+        metrics = build_report(pred_path, args.out, settings, heatmaps=heatmaps, n_heatmaps=args.heatmaps or 0)
+    except (EvalError, LabelError, CheckpointError, ShardError, ValueError, FileNotFoundError) as error:
         print(f"vidfake eval: {error}", file=sys.stderr)
         return 2
     if args.json:
@@ -355,6 +444,27 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _eval_heatmaps(args: argparse.Namespace, scorer):
+    """What draws the worst errors' heat maps for ``build_report`` (None without
+    ``--heatmaps``); ValueError when they cannot be drawn."""
+    if args.heatmaps is None:
+        return None
+    from functools import partial
+
+    from vidfake.eval.error_maps import draw_error_maps
+    from vidfake.scoring import Scorer
+
+    if args.heatmaps < 1 or args.heatmap_frames < 1:
+        raise ValueError("--heatmaps and --heatmap-frames must be at least 1")
+    if scorer is None:
+        raise ValueError("--heatmaps scores the worst errors again: give DATASET (and the --checkpoint that scored "
+                         "it), not --predictions")
+    if not isinstance(scorer, Scorer):
+        raise ValueError("--heatmaps draws one model's maps: give a single --checkpoint (ensembles have no heat maps yet)")
+    return partial(draw_error_maps, scorer, folder=args.out / "heatmaps", frames_per_track=args.heatmap_frames,
+                   progress=not args.no_progress)
+
+
 def _add_calibrate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "calibrate",
@@ -370,7 +480,9 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint to calibrate")
+    p.add_argument("--checkpoint", type=Path, required=True, action="append", metavar="CHECKPOINT",
+                   help="checkpoint to calibrate; an ensemble file, or repeated for an equally weighted ensemble "
+                        "(--predictions from `vidfake eval` with the same ensemble; --out is then an ensemble file)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", type=Path, help="predictions.csv from vidfake eval on a validation set")
     source.add_argument("--data", type=Path, help="an extraction folder: calibrate on its validation split "
@@ -388,21 +500,29 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
-    from vidfake.checkpoint import CheckpointError
-    from vidfake.eval.calibrate import CalibrationError, calibrate_checkpoint
+    from vidfake.checkpoint import CheckpointError, is_ensemble
+    from vidfake.eval.calibrate import CalibrationError, calibrate_checkpoint, calibrate_ensemble
 
+    ensemble = len(args.checkpoint) > 1 or is_ensemble(args.checkpoint[0])
+    if ensemble and args.data is not None:
+        print("vidfake calibrate: --data calibrates one model on its training run's validation split; for an "
+              "ensemble, score a labelled set with `vidfake eval` and pass its --predictions", file=sys.stderr)
+        return 2
     try:
         predictions = args.predictions
-        if args.data is not None:
-            from vidfake.train.val_predictions import write_validation_predictions
+        if ensemble:
+            result = calibrate_ensemble(args.checkpoint, predictions, args.out, bias=args.bias)
+        else:
+            if args.data is not None:
+                from vidfake.train.val_predictions import write_validation_predictions
 
-            predictions = write_validation_predictions(
-                args.checkpoint, args.data, args.out.with_name(args.out.stem + ".validation.csv"),
-                clip_len=args.clip_len, val_fraction=args.val_fraction, split_seed=args.split_seed,
-                degrade=not args.clean,
-            )
-            print(f"validation predictions: {predictions}")
-        result = calibrate_checkpoint(args.checkpoint, predictions, args.out, bias=args.bias)
+                predictions = write_validation_predictions(
+                    args.checkpoint[0], args.data, args.out.with_name(args.out.stem + ".validation.csv"),
+                    clip_len=args.clip_len, val_fraction=args.val_fraction, split_seed=args.split_seed,
+                    degrade=not args.clean,
+                )
+                print(f"validation predictions: {predictions}")
+            result = calibrate_checkpoint(args.checkpoint[0], predictions, args.out, bias=args.bias)
     except (CalibrationError, CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"vidfake calibrate: {error}", file=sys.stderr)
         return 2
@@ -423,7 +543,7 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--checkpoint", type=Path, help="describe this checkpoint instead of the default model")
+    p.add_argument("--checkpoint", type=Path, help="describe this checkpoint (or ensemble file) instead of the default model")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_run_models)
 
@@ -439,6 +559,11 @@ def _run_models(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         print(json.dumps(info, indent=2))
+        return 0
+    if info.get("kind") == "ensemble":
+        from vidfake.ensemble import format_description
+
+        print(format_description(info))
         return 0
     training = info["training"]
     lines = [
@@ -460,6 +585,43 @@ def _run_models(args: argparse.Namespace) -> int:
     for key, value in info["card"].items():
         lines.append(f"  {key:<12} {value}")
     print("\n".join(lines))
+    return 0
+
+
+def _add_ensemble(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ensemble",
+        help="pack several checkpoints into one ensemble file that --checkpoint accepts",
+        description=(
+            "Write one safetensors file holding every member's weights and config, its weight and the "
+            "ensemble's calibration. Scoring with it averages the members' calibrated video logits (weighted) "
+            "and calibrates the mean with the ensemble's own temperature (1 until `vidfake calibrate` fits one "
+            "on `vidfake eval` predictions of the ensemble). Members keep their own input size and plan; face "
+            "extraction is shared where their extraction settings agree."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("members", nargs="+", type=Path, help="single-model checkpoints (or one ensemble file to reweigh; its calibration is reset)")
+    p.add_argument("--weights", type=float, nargs="+", metavar="W", help="one positive weight per member (default: equal)")
+    p.add_argument("--out", type=Path, required=True, help="ensemble file to write (.safetensors)")
+    p.add_argument("--name", help="the ensemble's name in verdicts (default: the --out file's stem)")
+    p.add_argument("--version", dest="ensemble_version", default="", help="the ensemble's version in verdicts")
+    p.set_defaults(func=_run_ensemble)
+
+
+def _run_ensemble(args: argparse.Namespace) -> int:
+    from vidfake.checkpoint import CheckpointError
+    from vidfake.ensemble import load_members, save_ensemble
+
+    try:
+        members, packed_weights = load_members(args.members)
+        path = save_ensemble(args.out, members, args.weights or packed_weights, name=args.name,
+                             version=args.ensemble_version)
+    except (CheckpointError, OSError) as error:
+        print(f"vidfake ensemble: {error}", file=sys.stderr)
+        return 2
+    names = ", ".join(m.config.get("name", Path(m.path).stem) for m in members)
+    print(f"wrote ensemble {path} of {len(members)} members ({names})")
     return 0
 
 
@@ -486,7 +648,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000, help="TCP port")
-    p.add_argument("--checkpoint", type=Path, help="model checkpoint; without it, the model shipped with vidfake")
+    p.add_argument("--checkpoint", type=Path, action="append", metavar="CHECKPOINT",
+                   help="model checkpoint (or ensemble file); without it, the model shipped with vidfake; repeat it "
+                        "to serve an equally weighted ensemble")
     p.add_argument("--workers", type=int, default=d.workers, help="scoring processes, each with one model in memory")
     p.add_argument("--device", default=d.device, help="cpu or cuda[:N] for the workers' model and face detector")
     p.add_argument("--data-dir", type=Path, default=d.data_dir, help="job database, uploads and face thumbnails")
@@ -502,6 +666,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="seconds a job may take; past it the worker is killed and the job fails")
     p.add_argument("--retention-hours", type=float, default=d.retention_hours,
                    help="uploads and thumbnails are deleted this long after their job ends")
+    p.add_argument("--heatmap-frames", type=int, default=d.heatmap_frames, metavar="K",
+                   help="heat maps per face track shown under the timeline (the most suspicious frames; 0: none); "
+                        "kept and deleted with the thumbnails")
     p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on every endpoint but /healthz and /readyz "
                                    f"(default: ${TOKEN_ENV} if set, else no authentication)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
@@ -518,22 +685,24 @@ def _run_serve(args: argparse.Namespace) -> int:
     from vidfake.serve.config import TOKEN_ENV, ServeSettings, parse_resolution
 
     try:
-        checkpoint = resolve_checkpoint(args.checkpoint)
+        checkpoints = [resolve_checkpoint(path) for path in args.checkpoint or [None]]
     except CheckpointError as error:
         print(f"vidfake serve: {error}", file=sys.stderr)
         return 2
-    if not checkpoint.is_file():
-        print(f"vidfake serve: {checkpoint}: no such checkpoint file", file=sys.stderr)
+    missing = [str(path) for path in checkpoints if not path.is_file()]
+    if missing:
+        print(f"vidfake serve: {', '.join(missing)}: no such checkpoint file", file=sys.stderr)
         return 2
+    checkpoint = checkpoints[0].resolve() if len(checkpoints) == 1 else tuple(path.resolve() for path in checkpoints)
     try:
         settings = ServeSettings(
-            checkpoint=checkpoint.resolve(), data_dir=args.data_dir.resolve(), db_path=args.db, workers=args.workers,
+            checkpoint=checkpoint, data_dir=args.data_dir.resolve(), db_path=args.db, workers=args.workers,
             device=args.device, max_upload_mb=args.max_upload_mb, upload_timeout_s=args.upload_timeout,
             max_duration_s=args.max_duration,
             max_resolution=parse_resolution(args.max_resolution), queue_max=args.queue_size,
             job_timeout_s=args.job_timeout, retention_hours=args.retention_hours,
             token=args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None),
-            cors_origins=tuple(args.cors_origin),
+            cors_origins=tuple(args.cors_origin), heatmap_frames=args.heatmap_frames,
         )
     except ValueError as error:
         print(f"vidfake serve: {error}", file=sys.stderr)
@@ -589,6 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_calibrate(sub)
     _add_models(sub)
+    _add_ensemble(sub)
     _add_train(sub)
     _add_serve(sub)
     return parser

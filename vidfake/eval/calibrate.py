@@ -1,6 +1,7 @@
 """Calibration: fit T (and, with ``bias``, an offset) on a validation set's video logits
 and write them into a new checkpoint, so every later score is calibrated without any
-other file.
+other file. An ensemble's own calibration is fitted the same way on its predictions and
+written into a new ensemble file (``calibrate_ensemble``).
 
 Part of ``eval`` because it reads a ``vidfake eval`` predictions file and measures with
 its log loss; the checkpoint is read and written through ``vidfake.checkpoint`` (the
@@ -24,12 +25,10 @@ class CalibrationError(ValueError):
     """The predictions cannot calibrate this checkpoint."""
 
 
-def calibrate_checkpoint(checkpoint: Path, predictions: Path, out: Path, bias: bool = False) -> dict:
-    """Fit the checkpoint's calibration on ``predictions`` (a ``vidfake eval`` predictions
-    file: its video logits and labels) and save the result as ``out``. Temperature only by
-    default; with ``bias`` a class-balanced Platt fit of temperature and offset (see
-    :func:`~vidfake.temporal.aggregate.fit_temperature_and_bias`)."""
-    source = load_checkpoint(checkpoint)
+def fit_calibration(aggregation: AggregationConfig, predictions: Path, bias: bool = False) -> tuple[AggregationConfig, dict]:
+    """``aggregation`` with its temperature (and, with ``bias``, offset) fitted on the video
+    logits and labels of ``predictions`` (a ``vidfake eval`` predictions file), and the
+    record of the fit (``n``, temperature, bias, log loss before and after)."""
     rows = [r for r in read_predictions(predictions) if r.get("logit", "") != ""]
     if not rows:
         raise CalibrationError(f"{predictions}: no scored file with a logit column (made by `vidfake eval`?)")
@@ -37,7 +36,6 @@ def calibrate_checkpoint(checkpoint: Path, predictions: Path, out: Path, bias: b
     labels = np.asarray([int(r["label"]) for r in rows])
     if labels.min() == labels.max():
         raise CalibrationError(f"{predictions}: calibration needs both real and fake files; all are {'fake' if labels[0] else 'real'}")
-    aggregation = AggregationConfig.from_dict(source.config["aggregation"])
     try:
         temperature, offset = fit_temperature_and_bias(logits, labels) if bias else (fit_temperature(logits, labels), 0.0)
     except ValueError as error:
@@ -50,10 +48,48 @@ def calibrate_checkpoint(checkpoint: Path, predictions: Path, out: Path, bias: b
     before, after = loss(aggregation), loss(fitted)
     if not (math.isfinite(before) and math.isfinite(after)):
         raise CalibrationError("log loss is not finite")
+    record = {"predictions": str(predictions), "n": int(len(rows)), "temperature": temperature, "bias": offset,
+              "log_loss_before": before, "log_loss_after": after}
+    return fitted, record
+
+
+def _summary(before: AggregationConfig, record: dict) -> dict:
+    return {"n": record["n"], "temperature_before": before.temperature, "temperature": record["temperature"],
+            "bias_before": before.bias, "bias": record["bias"], "log_loss_before": record["log_loss_before"],
+            "log_loss_after": record["log_loss_after"]}
+
+
+def calibrate_checkpoint(checkpoint: Path, predictions: Path, out: Path, bias: bool = False) -> dict:
+    """Fit the checkpoint's calibration on ``predictions`` (a ``vidfake eval`` predictions
+    file: its video logits and labels) and save the result as ``out``. Temperature only by
+    default; with ``bias`` a class-balanced Platt fit of temperature and offset (see
+    :func:`~vidfake.temporal.aggregate.fit_temperature_and_bias`)."""
+    source = load_checkpoint(checkpoint)
+    aggregation = AggregationConfig.from_dict(source.config["aggregation"])
+    fitted, record = fit_calibration(aggregation, predictions, bias)
     config = dict(source.config)
     config["aggregation"] = fitted.to_dict()
-    config["calibration"] = {"predictions": str(predictions), "n": int(len(rows)), "temperature": temperature,
-                             "bias": offset, "log_loss_before": before, "log_loss_after": after}
+    config["calibration"] = record
     save_checkpoint(out, source.state_dict, config)
-    return {"n": int(len(rows)), "temperature_before": aggregation.temperature, "temperature": temperature,
-            "bias_before": aggregation.bias, "bias": offset, "log_loss_before": before, "log_loss_after": after}
+    return _summary(aggregation, record)
+
+
+def calibrate_ensemble(checkpoints: list[Path], predictions: Path, out: Path, bias: bool = False) -> dict:
+    """Fit an ensemble's own temperature (and bias) on ``predictions`` of that ensemble (their
+    logits are the weighted mean of the members' calibrated logits) and pack it, members
+    untouched, into the ensemble file ``out``. ``checkpoints``: one ensemble file, or the
+    single-model files of an equally weighted ensemble, as ``--checkpoint`` gave them."""
+    from vidfake.ensemble import ensemble_aggregation, load_ensemble, save_ensemble
+
+    if len(checkpoints) == 1:  # one ensemble file: keep its members, weights, name and current calibration
+        ensemble = load_ensemble(checkpoints[0])
+        members, weights, aggregation = ensemble.members, ensemble.weights, ensemble.aggregation
+        name, version = ensemble.name, ensemble.version
+    else:
+        members = [load_checkpoint(path) for path in checkpoints]
+        weights, name, version = [1.0] * len(members), out.stem, ""
+        aggregation = ensemble_aggregation([AggregationConfig.from_dict(m.config["aggregation"]) for m in members],
+                                           weights)
+    fitted, record = fit_calibration(aggregation, predictions, bias)
+    save_ensemble(out, members, weights, name=name, version=version, aggregation=fitted, calibration=record)
+    return _summary(aggregation, record)

@@ -3,6 +3,7 @@ plots, report.md and the submission files, all derived from the predictions alon
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,12 @@ class EvalSettings:
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
 
-def build_report(pred_path: Path, out_dir: Path, settings: EvalSettings, title: str = "vidfake evaluation") -> dict:
-    """Compute every number from ``pred_path`` and write the report folder."""
+def build_report(pred_path: Path, out_dir: Path, settings: EvalSettings, title: str = "vidfake evaluation",
+                 heatmaps: Callable[[list[dict]], list[dict]] | None = None, n_heatmaps: int = 3) -> dict:
+    """Compute every number from ``pred_path`` and write the report folder. ``heatmaps``:
+    draws the maps of the ``n_heatmaps`` worst false positives and false negatives (rows
+    with ``kind`` and ``error``, as ``vidfake.eval.error_maps.draw_error_maps`` takes them)
+    for the report's section on them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = read_predictions(pred_path)
     frame_path = pred_path.with_name("predictions_frames.csv")
@@ -59,12 +64,18 @@ def build_report(pred_path: Path, out_dir: Path, settings: EvalSettings, title: 
         "Reliability": plot_reliability(scored.labels, scored.scores, out_dir / "reliability.png").name,
     }
     metrics["submissions"] = [p.name for p in write_submissions(rows, out_dir, settings.policy)]
+    if heatmaps is not None:
+        kind_of = {r["path"]: r["kind"] for r in rows}
+        worst = [{**row, "kind": kind_of.get(row["path"]), "error": error}
+                 for error, key in (("false_positive", "worst_false_positives"), ("false_negative", "worst_false_negatives"))
+                 for row in metrics[key][:n_heatmaps]]
+        metrics["heatmaps"] = heatmaps(worst)
     save_json(metrics, out_dir / "metrics.json")
     write_report(
         out_dir / "report.md", title=title, metrics=metrics["video"], groups=metrics["groups"],
         worst_false_positives=metrics["worst_false_positives"],
         worst_false_negatives=metrics["worst_false_negatives"],
-        coverage=metrics["coverage"], settings=settings.__dict__, plots=plots,
+        coverage=metrics["coverage"], settings=settings.__dict__, plots=plots, heatmaps=metrics.get("heatmaps"),
     )
     return metrics
 

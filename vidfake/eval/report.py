@@ -302,6 +302,38 @@ def _plots_section(plots: Mapping[str, str], base: Path) -> list[str]:
     return lines
 
 
+def _as_number(value):
+    """A predictions-file cell (text) as a number where it is one, else unchanged."""
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
+
+
+def _heatmaps_section(entries: Sequence[Mapping], base: Path) -> list[str]:
+    """The worst errors' heat maps: per file, its pictures with their names and scores."""
+    lines = ["## Heat maps of the worst errors", "",
+             "Where the model saw a forgery on the most suspicious frames of each face (hotter colours; the "
+             "white box is the hottest region), for the real files it flagged and the fakes it passed.", ""]
+    counts: dict[str, int] = {}
+    for entry in entries:
+        kind = str(entry.get("error", ""))
+        counts[kind] = counts.get(kind, 0) + 1
+        heading = {"false_positive": "False positive", "false_negative": "False negative"}.get(kind, _cell(kind))
+        lines += [f"### {heading} {counts[kind]}: {_code(str(entry.get('path')))}", "",
+                  f"Score {fmt_number(_as_number(entry.get('score')))}, label {_label_text(_as_number(entry.get('label')))}"
+                  + (f"; {entry['method']}." if entry.get("method") else "."), ""]
+        if not entry.get("maps"):
+            lines += [f"_No heat map (status {entry.get('status')})._", ""]
+        for picture in entry.get("maps", []):
+            name = Path(picture["file"]).name
+            lines += [f"![{name}]({_link(picture['file'], base)})", "",
+                      f"{_code(name)}: track {picture['track']}, frame {picture['frame']} at {picture['time']:.2f} s, "
+                      f"frame score {fmt_number(picture['score'])}, peak {fmt_number(picture['peak'])}, "
+                      f"region {picture['box']}", ""]
+    return lines
+
+
 # --------------------------------------------------------------------------- entry point
 
 def write_report(
@@ -315,13 +347,15 @@ def write_report(
     coverage: Mapping,
     settings: Mapping,
     plots: Mapping[str, str | Path],
+    heatmaps: Sequence[Mapping] | None = None,
 ) -> Path:
     """Write the markdown report and return its path.
 
     ``path`` is the report file, or a directory (existing, or without a ``.md`` suffix) in
     which ``report.md`` is written. ``groups`` maps a grouping name (method, dataset, ...)
     to {group value: metrics dict}; ``worst_*`` are dicts with path, score, label and any
-    group columns; ``plots`` maps a caption to an image path, linked relative to the report.
+    group columns; ``plots`` maps a caption to an image path, linked relative to the report;
+    ``heatmaps``: the worst errors' heat maps (``vidfake.eval.error_maps``), when drawn.
     """
     path = Path(path)
     if path.is_dir() or path.suffix.lower() != ".md":
@@ -345,6 +379,8 @@ def write_report(
         f"Fake files with the lowest scores (passed as real at threshold {thr}).",
         worst_false_negatives,
     )
+    if heatmaps is not None:
+        lines += _heatmaps_section(heatmaps, path.parent)
     lines += _plots_section(plots, path.parent)
     path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
     return path

@@ -20,6 +20,7 @@ import os
 import wave
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -129,7 +130,8 @@ def write_crops(result: MediaFaces, item: MediaItem, out_dir: Path, options: Out
     return records
 
 
-def _json_default(value):
+def json_default(value):
+    """``json.dumps``'s ``default`` for the numpy values in extraction records."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -140,7 +142,7 @@ def _json_default(value):
 def _append_line(path: Path, record: dict) -> None:
     """Append one JSON line and flush it to disk, so a crash loses at most the file in hand."""
     with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, default=_json_default) + "\n")
+        handle.write(json.dumps(record, default=json_default) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -259,14 +261,18 @@ def _process_in_worker(item: MediaItem, label: LabelInfo, out_dir: Path, options
     return process_item(item, label, out_dir, options, _Worker.extractor)
 
 
-def _finished(out_dir: Path) -> set[str]:
-    """Files a previous run completed: written tracks, and files with no face."""
+def finished_files(out_dir: Path) -> set[str]:
+    """Files a previous run completed (resolved paths): written tracks, and files with no
+    face. A file that failed is not among them: ``--resume`` tries it again."""
     done = {r["path"] for r in read_jsonl(out_dir / "tracks.jsonl")}
     done |= {r["path"] for r in read_jsonl(out_dir / "errors.jsonl") if r.get("status") == "no_face"}
     return done
 
 
-def _prepare_out_dir(out_dir: Path, config: ExtractConfig, options: OutputOptions, resume: bool) -> None:
+def prepare_out_dir(out_dir: Path, config: ExtractConfig, options: OutputOptions, resume: bool) -> None:
+    """Create ``out_dir`` with its ``config.json``; on ``resume``, check the settings are
+    the ones it was extracted with (``ExtractError`` otherwise, or when it holds an
+    extraction and ``resume`` is not set)."""
     settings = {"extract": config.to_dict(), "output": asdict(options)}
     config_path = out_dir / "config.json"
     if config_path.exists():
@@ -280,6 +286,47 @@ def _prepare_out_dir(out_dir: Path, config: ExtractConfig, options: OutputOption
             raise ExtractError(f"{out_dir} was extracted with other settings (see its config.json); use a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(settings, indent=2))
+
+
+def save_record(out_dir: Path, result: dict, summary: RunSummary) -> None:
+    """Append one file's record to ``tracks.jsonl`` (faces found) or ``errors.jsonl``
+    (no face, failed) and count it in ``summary``."""
+    if result["status"] == "ok":
+        _append_line(out_dir / "tracks.jsonl", result)
+        summary.ok += 1
+        summary.faces += len(result["tracks"])
+        summary.crops += sum(len(t["crops"]) for t in result["tracks"])
+    else:
+        _append_line(out_dir / "errors.jsonl", result)
+        if result["status"] == "no_face":
+            summary.no_face += 1
+        else:
+            summary.failed += 1
+
+
+def extract_items(
+    items: list[MediaItem],
+    labels: LabelResolver,
+    out_dir: Path,
+    config: ExtractConfig,
+    options: OutputOptions,
+    workers: int = 1,
+    debug_log: Path | None = None,
+) -> Iterator[dict]:
+    """Extract each item, writing its crops, and yield its record (``process_item``): in
+    order with one worker, as they finish with a pool of ``workers`` processes."""
+    if workers <= 1:
+        extractor = FaceExtractor(config)
+        for item in items:
+            yield process_item(item, labels.lookup(item.path), out_dir, options, extractor)
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_Worker.init, initargs=(config, threads, debug_log)
+    ) as pool:
+        futures = [pool.submit(_process_in_worker, item, labels.lookup(item.path), out_dir, options) for item in items]
+        for future in as_completed(futures):
+            yield future.result()
 
 
 def run_extraction(
@@ -297,41 +344,18 @@ def run_extraction(
     ``debug_log`` is where worker processes send their debug messages (tracebacks)."""
     from tqdm import tqdm
 
-    _prepare_out_dir(out_dir, config, options, resume)
+    prepare_out_dir(out_dir, config, options, resume)
     summary = RunSummary(total=len(items), out_dir=str(out_dir))
-    done = _finished(out_dir) if resume else set()
+    done = finished_files(out_dir) if resume else set()
     todo = [item for item in items if str(item.path.resolve()) not in done]
     summary.skipped = len(items) - len(todo)
     bar = tqdm(total=len(todo), unit="video", disable=not progress, dynamic_ncols=True)
-
-    def record(result: dict) -> None:
-        if result["status"] == "ok":
-            _append_line(out_dir / "tracks.jsonl", result)
-            summary.ok += 1
-            summary.faces += len(result["tracks"])
-            summary.crops += sum(len(t["crops"]) for t in result["tracks"])
-        else:
-            _append_line(out_dir / "errors.jsonl", result)
-            if result["status"] == "no_face":
-                summary.no_face += 1
-            else:
-                summary.failed += 1
-        bar.update(1)
-        bar.set_postfix(faces=summary.faces, no_face=summary.no_face, failed=summary.failed)
-
     try:
-        if workers <= 1:
-            extractor = FaceExtractor(config)
-            for item in todo:
-                record(process_item(item, labels.lookup(item.path), out_dir, options, extractor))
-        else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            with ProcessPoolExecutor(
-                workers, mp_context=get_context("spawn"), initializer=_Worker.init, initargs=(config, threads, debug_log)
-            ) as pool:
-                futures = [pool.submit(_process_in_worker, item, labels.lookup(item.path), out_dir, options) for item in todo]
-                for future in as_completed(futures):
-                    record(future.result())
+        with closing(extract_items(todo, labels, out_dir, config, options, workers, debug_log)) as results:
+            for result in results:
+                save_record(out_dir, result, summary)
+                bar.update(1)
+                bar.set_postfix(faces=summary.faces, no_face=summary.no_face, failed=summary.failed)
     finally:
         bar.close()
         write_labels_csv(out_dir)

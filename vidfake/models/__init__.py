@@ -78,9 +78,14 @@ def checkpoint_header(path: str | Path | None) -> CheckpointHeader:
 
 def describe_checkpoint(path: str | Path | None = None) -> dict:
     """What a checkpoint is (the default model when ``path`` is None): the facts a user
-    needs before trusting its scores, read from the config saved inside it."""
-    from vidfake.checkpoint import load_checkpoint
+    needs before trusting its scores, read from the config saved inside it (an ensemble
+    file: ``vidfake.ensemble.describe_ensemble``, with ``"kind": "ensemble"``)."""
+    from vidfake.checkpoint import is_ensemble, load_checkpoint
 
+    if path is not None and is_ensemble(path):
+        from vidfake.ensemble import describe_ensemble
+
+        return describe_ensemble(path)
     header = checkpoint_header(path)
     resolved = Path(header.path)
     checkpoint = load_checkpoint(resolved, sha256=header.sha256)

@@ -26,6 +26,7 @@ from vidfake.extract.pipeline import CropSink, ExtractConfig, FaceClip, FaceExtr
 from vidfake.extract.video import AudioTrack, VideoInfo, VideoProbe
 from vidfake.models import checkpoint_header
 from vidfake.scoring.audio import AudioInput, sync_audio
+from vidfake.scoring.heatmaps import HeatmapOptions, draw_heatmaps
 from vidfake.scoring.model import ClipModel
 from vidfake.scoring.verdict import TrackResult, Verdict, VerdictBuilder, track_result
 from vidfake.temporal import ModelConfig
@@ -99,14 +100,15 @@ class Scorer:
         _ = self.model, self.extractor.detector
         return self
 
-    def score_video(self, path: str | Path) -> Verdict:
+    def score_video(self, path: str | Path, heatmaps: HeatmapOptions | None = None) -> Verdict:
         """Score one video; a file that cannot be scored gets a verdict saying why
-        (``status`` and ``error``), never an exception."""
-        return self._score(Path(path), "video")
+        (``status`` and ``error``), never an exception. ``heatmaps``: also draw each
+        track's most suspicious frames' heat maps there (``vidfake.scoring.heatmaps``)."""
+        return self._score(Path(path), "video", heatmaps)
 
-    def score_image(self, path: str | Path) -> Verdict:
-        """Score one still image as a one-frame clip; failures as in ``score_video``."""
-        return self._score(Path(path), "image")
+    def score_image(self, path: str | Path, heatmaps: HeatmapOptions | None = None) -> Verdict:
+        """Score one still image as a one-frame clip; failures and ``heatmaps`` as in ``score_video``."""
+        return self._score(Path(path), "image", heatmaps)
 
     # -- stages -----------------------------------------------------------------------
 
@@ -147,7 +149,7 @@ class Scorer:
 
     # -- composition ------------------------------------------------------------------
 
-    def _score(self, path: Path, kind: str) -> Verdict:
+    def _score(self, path: Path, kind: str, heatmaps: HeatmapOptions | None = None) -> Verdict:
         """The per-file safety net: whatever goes wrong with this file becomes its
         verdict's status (the rule is ``file_failure``'s), so no file can stop a run."""
         start = time.perf_counter()
@@ -157,7 +159,7 @@ class Scorer:
             return self._failed(path, kind, error, start)
         self.load()  # outside the net: a checkpoint that cannot be built fails the run, not this file
         try:
-            return self._score_file(path, kind, start, probed)
+            return self._score_file(path, kind, start, probed, heatmaps)
         except Exception as error:  # noqa: BLE001 - one bad file must never cost the rest of a batch
             return self._failed(path, kind, error, start)
 
@@ -166,7 +168,8 @@ class Scorer:
         timings = {"total": round(time.perf_counter() - start, 4)}
         return self.verdicts.new(path, kind, failure.status, error=failure.reason, timings=timings)
 
-    def _score_file(self, path: Path, kind: str, start: float, probed: VideoProbe | None) -> Verdict:
+    def _score_file(self, path: Path, kind: str, start: float, probed: VideoProbe | None,
+                    heatmaps: HeatmapOptions | None = None) -> Verdict:
         info = probed[0] if kind == "video" else None
         audio = self.read_audio(path, info)
         model_s = 0.0
@@ -180,6 +183,8 @@ class Scorer:
 
         extraction = self.extract(path, kind, probed, run_clips)
         tracks = [self.run_track(face, extraction.stream) for face in extraction.faces.faces]
+        if heatmaps is not None:
+            draw_heatmaps(self, path, kind, probed, extraction.faces, tracks, heatmaps)
         return self.verdicts.build(path, kind, extraction.faces, [t for t in tracks if t is not None], audio,
                                    self.plan if kind == "video" else None, model_s, start)
 

@@ -26,7 +26,7 @@ def parse_resolution(text: str) -> tuple[int, int]:
 class ServeSettings:
     """How one ``vidfake serve`` instance runs; one instance owns one ``data_dir``."""
 
-    checkpoint: Path  # resolved already (the packaged default model or --checkpoint)
+    checkpoint: Path | tuple[Path, ...]  # resolved already (the packaged default model or --checkpoint); several: an ensemble
     data_dir: Path = Path("vidfake-data")  # uploads/, faces/ and the job database live here
     db_path: Path | None = None  # SQLite job database; default data_dir/jobs.sqlite3
     workers: int = 1  # scoring processes, each with one model in memory
@@ -43,6 +43,7 @@ class ServeSettings:
     token: str | None = None  # bearer token; when set, every endpoint but health checks needs it
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
     thumbnail_size: int = 112  # face thumbnail side, pixels
+    heatmap_frames: int = 3  # heat-map pictures per face track (the most suspicious frames); 0: none
     max_attempts: int = 3  # a job the service died on this many times is failed, not retried again
     worker_start_timeout_s: float = 600.0  # loading the model in a worker (first import of torch included)
 
@@ -64,6 +65,8 @@ class ServeSettings:
             problems.append("max_resolution must be positive")
         if self.token is not None and not self.token.strip():
             problems.append("the token is empty")
+        if self.heatmap_frames < 0:
+            problems.append("heatmap_frames cannot be negative")
         if self.max_attempts < 1:
             problems.append("max_attempts must be at least 1")
         if problems:

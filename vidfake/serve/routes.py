@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 from vidfake.examples import ExampleMissingError
 from vidfake.serve import schemas
 from vidfake.serve.config import ServeSettings
+from vidfake.serve.heatmap_files import heatmap_path
 from vidfake.serve.service import Service
 from vidfake.serve.store import STATUSES, Job
 from vidfake.serve.uploads import FIELD, UploadRejected, receive_upload
@@ -181,5 +182,15 @@ def api_routes(service: Service, settings: ServeSettings, auth: list) -> APIRout
         if job.purged or not path.is_file():
             raise HTTPException(404, "no thumbnail for this track" + (" (deleted after the retention period)" if job.purged else ""))
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @api.get("/jobs/{job_id}/heatmaps/{name}", tags=["jobs"], response_class=FileResponse,
+             responses={200: {"content": {"image/png": {}}}, **_error(404, "no such job or heat map")})
+    def heatmap(job_id: str, name: str) -> FileResponse:
+        """One heat-map picture the job's verdict names (its `heatmaps` list gives the URLs)."""
+        job = _job_or_404(job_id)
+        path = heatmap_path(settings.faces_dir, job.id, name)
+        if job.purged or path is None or not path.is_file():
+            raise HTTPException(404, "no such heat map" + (" (deleted after the retention period)" if job.purged else ""))
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     return api

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from vidfake.serve.heatmap_files import heatmap_links
 from vidfake.serve.store import Job
 
 JobStatus = Literal["queued", "running", "done", "failed"]
@@ -29,18 +30,29 @@ class Readiness(BaseModel):
     error: str | None = Field(None, description="why the service cannot score at all")
 
 
+class EnsembleMember(BaseModel):
+    name: str
+    version: str
+    sha256: str
+    weight: float = Field(description="its weight in the mean of the members' calibrated logits")
+    backbone: str
+    input_size: int
+    plan: str
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
     sha256: str
     checkpoint: str = Field(description="checkpoint file name")
     device: str
-    backbone: str
-    input_size: int
+    backbone: str = Field(description="timm backbone (an ensemble: its members', joined by ' + ')")
+    input_size: int | None = Field(description="face crop side in pixels (None: an ensemble whose members differ)")
     lip_sync_head: bool
-    plan: str = Field(description="frame sampling plan")
+    plan: str = Field(description="frame sampling plan (an ensemble: its members' distinct plans)")
     threshold: float = Field(description="scores at or above it are labelled FAKE")
-    untrained: bool = Field(description="a randomly initialised checkpoint: its scores are meaningless")
+    untrained: bool = Field(description="a randomly initialised checkpoint (an ensemble: any member)")
+    members: list[EnsembleMember] = Field(default_factory=list, description="an ensemble's members; empty for one model")
     workers: int
     workers_ready: int
 
@@ -54,6 +66,19 @@ class JobCreated(BaseModel):
 class FaceThumbnail(BaseModel):
     track_id: int = Field(description="the verdict's track id")
     frame: int = Field(description="frame index the thumbnail was cut from (the track's first)")
+    url: str
+
+
+class HeatmapPicture(BaseModel):
+    track_id: int = Field(description="the verdict's track id")
+    method: Literal["mask_head", "grad_cam"] = Field(description="the model's blend-mask head, or Grad-CAM without one")
+    label: str = Field(description="the method in words")
+    frame: int = Field(description="video frame index (0 for an image)")
+    time: float = Field(description="seconds")
+    score: float = Field(description="the track's fake probability on this frame")
+    peak: float = Field(description="the map's highest value (mask head: blend probability)")
+    box: list[float] = Field(description="the map's hot region, x1,y1,x2,y2 in frame pixels")
+    note: str | None = None
     url: str
 
 
@@ -80,6 +105,8 @@ class JobSummary(BaseModel):
 class JobDetail(JobSummary):
     verdict: dict | None = Field(None, description="when done: the same record as `vidfake score --json`")
     faces: list[FaceThumbnail] = Field(default_factory=list, description="one thumbnail per face track")
+    heatmaps: list[HeatmapPicture] = Field(
+        default_factory=list, description="each face track's most suspicious frames with the heat map over the face")
 
 
 class JobList(BaseModel):
@@ -112,4 +139,5 @@ def detail(job: Job, queue_position: int | None = None) -> JobDetail:
         FaceThumbnail(track_id=f["track_id"], frame=f["frame"], url=f"{job_url(job.id)}/faces/{f['track_id']}.jpg")
         for f in job.faces
     ]
-    return JobDetail(**summary(job, queue_position).model_dump(), verdict=job.verdict, faces=faces)
+    heatmaps = [] if job.purged else [HeatmapPicture(**link) for link in heatmap_links(job_url(job.id), job.verdict)]
+    return JobDetail(**summary(job, queue_position).model_dump(), verdict=job.verdict, faces=faces, heatmaps=heatmaps)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidfake.serve.heatmap_files import heatmap_folder, name_only
 from vidfake.serve.media_check import inspect_media
 
 
@@ -25,27 +26,22 @@ class ProbeTask:
 class ScoreTask:
     """``{"path", "kind", "faces_dir", "display_name"}`` -> ``{"verdict", "faces"}``."""
 
-    def __init__(self, checkpoint: str, device: str = "cpu", thumbnail_size: int = 112, threads: int | None = None):
+    def __init__(self, checkpoint: str | list[str], device: str = "cpu", thumbnail_size: int = 112,
+                 threads: int | None = None, heatmap_frames: int = 0):
+        """``checkpoint``: one checkpoint or ensemble file, or a list of members (an ensemble);
+        ``heatmap_frames``: heat maps per face track (0: none; an ensemble draws none yet)."""
         import torch
 
-        from vidfake.scoring import Scorer
+        from vidfake.scoring import Scorer, build_scorer
 
         if threads:
             torch.set_num_threads(threads)
-        self.scorer = Scorer(checkpoint, device=device)
+        self.scorer = build_scorer(checkpoint, device=device)
         self.thumbnail_size = thumbnail_size
-        scorer = self.scorer
-        self.info = {
-            **scorer.model_info,
-            "checkpoint": Path(checkpoint).name,
-            "device": device,
-            "backbone": scorer.model_config.backbone,
-            "input_size": scorer.model_config.input_size,
-            "lip_sync_head": bool(scorer.model_config.sync),
-            "plan": scorer.extract_config.plan,
-            "threshold": scorer.aggregation.threshold,
-            "untrained": scorer.untrained,
-        }
+        self.heatmap_frames = heatmap_frames if isinstance(self.scorer, Scorer) else 0
+        files = [checkpoint] if isinstance(checkpoint, str) else checkpoint
+        self.info = {**model_summary(self.scorer), "checkpoint": " + ".join(Path(f).name for f in files),
+                     "device": device}
 
     def __call__(self, request: dict) -> dict:
         from vidfake.extract.video import DecodeError
@@ -53,8 +49,13 @@ class ScoreTask:
 
         path, name = Path(request["path"]), request["display_name"]
         kind = request["kind"]
-        verdict = self.scorer.score_image(path) if kind == "image" else self.scorer.score_video(path)
-        record = _without_server_path(verdict.to_dict(), str(path), name)
+        extra = {}
+        if self.heatmap_frames:
+            from vidfake.scoring.heatmaps import HeatmapOptions
+
+            extra["heatmaps"] = HeatmapOptions(heatmap_folder(Path(request["faces_dir"])), self.heatmap_frames)
+        verdict = self.scorer.score_image(path, **extra) if kind == "image" else self.scorer.score_video(path, **extra)
+        record = name_only(_without_server_path(verdict.to_dict(), str(path), name))
         faces = []
         if verdict.status == "ok":
             margin = self.scorer.extract_config.crop.margin
@@ -64,6 +65,29 @@ class ScoreTask:
             except (DecodeError, OSError):  # a frame that decoded for scoring fails now: keep the verdict
                 faces = []
         return {"verdict": record, "faces": faces}
+
+
+def model_summary(scorer) -> dict:
+    """What ``/v1/model`` says about a scorer; an ensemble lists its members, and its
+    architecture fields join theirs."""
+    members = getattr(scorer, "members", None)
+    scorers = members if members is not None else [scorer]
+    sizes = {m.model_config.input_size for m in scorers}
+    info = {
+        "name": scorer.model_info["name"], "version": scorer.model_info["version"],
+        "sha256": scorer.model_info["sha256"],
+        "backbone": " + ".join(m.model_config.backbone for m in scorers),
+        "input_size": sizes.pop() if len(sizes) == 1 else None,
+        "lip_sync_head": any(m.model_config.sync for m in scorers),
+        "plan": " + ".join(dict.fromkeys(m.extract_config.plan for m in scorers)),
+        "threshold": scorer.aggregation.threshold,
+        "untrained": scorer.untrained,
+    }
+    if members is not None:
+        info["members"] = [{**m.model_info, "weight": w, "backbone": m.model_config.backbone,
+                            "input_size": m.model_config.input_size, "plan": m.extract_config.plan}
+                           for m, w in zip(members, scorer.weights)]
+    return info
 
 
 def _without_server_path(record: dict, server_path: str, display_name: str) -> dict:

@@ -205,8 +205,11 @@ class ScoringPool:
         self._wake = threading.Condition()
         self._jobs = JobRunner(settings, store, self._stop)
         threads = max(1, (os.cpu_count() or 1) // settings.workers)
-        kwargs = {"checkpoint": str(settings.checkpoint), "device": settings.device,
-                  "thumbnail_size": settings.thumbnail_size, "threads": threads}
+        checkpoint = settings.checkpoint
+        kwargs = {"checkpoint": [str(p) for p in checkpoint] if isinstance(checkpoint, tuple) else str(checkpoint),
+                  "device": settings.device,
+                  "thumbnail_size": settings.thumbnail_size, "threads": threads,
+                  "heatmap_frames": settings.heatmap_frames}
         self._slots = [
             _Slot(ChildProcess(task, kwargs, settings.worker_start_timeout_s, f"scorer-{i}"))
             for i in range(settings.workers)

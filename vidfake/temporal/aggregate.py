@@ -71,6 +71,10 @@ class AggregationConfig:
         """The calibrated, clipped probability of a logit under this config."""
         return calibrated_probability(logit, self.temperature, self.prob_clip, self.bias)
 
+    def calibrated_logit(self, logit: float) -> float:
+        """The logit after this config's calibration, before the sigmoid and the clipping."""
+        return calibrated_logit(logit, self.temperature, self.bias)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AggregationConfig:
         """Rebuild from :meth:`to_dict` output (a checkpoint's ``aggregation``); unknown keys
@@ -174,9 +178,15 @@ def video_logit(track_logits: Sequence[float], track_weights: Sequence[float]) -
     return _video_logit_and_track(track_logits, track_weights)[0]
 
 
+def calibrated_logit(logit: float, temperature: float, bias: float = 0.0) -> float:
+    """``logit / temperature + bias``: the logit whose sigmoid is the calibrated probability
+    (an ensemble averages its members' calibrated logits)."""
+    return float(logit) / temperature + bias
+
+
 def calibrated_probability(logit: float, temperature: float, prob_clip: float, bias: float = 0.0) -> float:
     """``sigmoid(logit / temperature + bias)`` clipped to ``[prob_clip, 1 - prob_clip]``."""
-    z = float(logit) / temperature + bias
+    z = calibrated_logit(logit, temperature, bias)
     p = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
     return min(max(p, prob_clip), 1.0 - prob_clip)
 

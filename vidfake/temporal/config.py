@@ -22,6 +22,9 @@ class ModelConfig:
     # Face X-ray style blend-mask head on the backbone's last feature map (CNN backbones):
     # trained on the SBI blend masks, it gives per-frame heat maps of where a face was blended
     mask_head: bool = False
+    # a U-Net-style decoder over the backbone's stride 4/8/16 maps refines the mask head's map
+    # to 1/4 of the input (40x40 for 160 px); it only reads features, so scores do not change
+    mask_decoder: bool = False
     # temporal transformer over one face track's frame embeddings
     embed_dim: int = 256
     temporal_layers: int = 2
@@ -37,6 +40,10 @@ class ModelConfig:
     sync_max_offset: int = 8  # offsets searched, in frames, each way
     audio_sample_rate: int = 16000
     n_mels: int = 80
+
+    def __post_init__(self) -> None:
+        if self.mask_decoder and not self.mask_head:
+            raise ValueError("model.mask_decoder refines the mask head's map: set model.mask_head: true too")
 
     def to_dict(self) -> dict:
         """Plain values, as saved in checkpoints (and the ``model`` section of a training config)."""

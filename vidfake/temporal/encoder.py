@@ -2,7 +2,10 @@
 
 Its seam is timm's: ``forward_features`` (the backbone's feature map) and ``forward_head``
 (embeddings, frame logits and, with ``ModelConfig.mask_head``, blend-mask logits from that
-one map), so the mask head is no second forward path. Backbone names are checked against
+one map), so the mask head is no second forward path. With ``ModelConfig.mask_decoder``
+the same backbone pass also yields the earlier stages' maps (:meth:`FrameEncoder.forward_pyramid`,
+timm's ``forward_intermediates``), from which :class:`~vidfake.temporal.mask_decoder.MaskDecoder`
+makes the mask map finer; the score never reads them. Backbone names are checked against
 timm's registry (:func:`check_backbone_name` suggests close ones).
 
 Input convention (the one place it is defined): frames are RGB, channels first,
@@ -26,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from vidfake.temporal.config import ModelConfig
+from vidfake.temporal.mask_decoder import MaskDecoder, skip_indices
 from vidfake.temporal.pretrained import is_efficientnet_pytorch_layout, map_by_structure, resolve_pretrained_path
 
 __all__ = ["FrameEncoder", "load_backbone_weights", "read_state_dict", "backbone_feature_dim", "feature_map_channels",
@@ -162,6 +166,32 @@ def feature_map_channels(backbone: nn.Module, size: int) -> int:
     return int(fmap.shape[1])
 
 
+def _pyramid(backbone: nn.Module, x: Tensor, indices: list[int]) -> tuple[Tensor, list[Tensor]]:
+    """The last map and the ``feature_info`` maps at ``indices`` (deepest first) of one pass;
+    timm returns them in pass order, shallowest first."""
+    fmap, skips = backbone.forward_intermediates(x, indices=sorted(indices))
+    return fmap, list(reversed(skips))
+
+
+def _create_mask_decoder(backbone: nn.Module, size: int) -> tuple[MaskDecoder, list[int]]:
+    """The decoder for ``backbone`` at ``size`` px and the ``feature_info`` indices of its
+    earlier maps; their channels are read from one probe pass (eval mode, no gradients)."""
+    name = getattr(backbone, "default_cfg", {}).get("architecture", type(backbone).__name__)
+    info = getattr(backbone, "feature_info", None)
+    if not hasattr(backbone, "forward_intermediates") or not info:
+        raise ValueError(f"model.mask_decoder needs a timm backbone with forward_intermediates and feature_info; "
+                         f"{name} has none (use a CNN backbone, or set mask_decoder: false)")
+    indices = skip_indices(info, name)
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            fmap, skips = _pyramid(backbone, torch.zeros(1, 3, size, size), indices)
+    finally:
+        backbone.train(was_training)
+    return MaskDecoder(int(fmap.shape[1]), [int(s.shape[1]) for s in skips]), indices
+
+
 class FrameEncoder(nn.Module):
     """``forward(frames (N,3,S,S) in [0,1]) -> (embeddings (N,D), frame_logits (N,), mask_logits)``.
 
@@ -169,11 +199,15 @@ class FrameEncoder(nn.Module):
     everything after it, and ``forward`` is the two in a row. ``mask_logits`` is None
     unless ``config.mask_head``: then ``(N,h,w)`` blend-mask logits at the feature map's
     resolution (S/32 for EfficientNets), a 1x1 convolution on the same features the
-    embedding pools, so the heat map shows what the frame score looks at.
+    embedding pools, so the heat map shows what the frame score looks at. With
+    ``config.mask_decoder`` they are at S/4 instead: ``forward`` then takes the earlier
+    stages' maps from the same backbone pass (:meth:`forward_pyramid`) and the decoder
+    refines the mask head's map with them; embeddings and frame logits are bit-identical
+    to the encoder without a decoder.
 
     Args:
         config: the backbone (a timm name), ``input_size`` (``S``), ``embed_dim`` (``D``),
-            ``frame_dropout`` and ``mask_head``.
+            ``frame_dropout``, ``mask_head`` and ``mask_decoder``.
         pretrained: read ``config.pretrained_path`` into the backbone; False skips it (use
             it when a full checkpoint will overwrite the weights).
     """
@@ -196,6 +230,10 @@ class FrameEncoder(nn.Module):
         self.mask_head = None
         if config.mask_head:
             self.mask_head = nn.Conv2d(feature_map_channels(self.backbone, config.input_size), 1, kernel_size=1)
+        self.mask_decoder = None
+        self.skip_indices: list[int] = []  # feature_info indices the decoder reads
+        if config.mask_decoder:
+            self.mask_decoder, self.skip_indices = _create_mask_decoder(self.backbone, config.input_size)
 
     def normalize(self, frames: Tensor) -> Tensor:
         """[0,1] RGB floats (or uint8) -> the backbone's normalised input."""
@@ -220,14 +258,35 @@ class FrameEncoder(nn.Module):
         self._check(frames)
         return self.backbone.forward_features(self.normalize(frames))
 
-    def forward_head(self, fmap: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    def forward_pyramid(self, frames: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """:meth:`forward_features`' map and, from the same backbone pass, the earlier
+        stages' maps the mask decoder reads (strides 16, 8, 4; timm's ``forward_intermediates``)."""
+        if self.mask_decoder is None:
+            raise ValueError("forward_pyramid serves the mask decoder; this encoder has none (model.mask_decoder)")
+        self._check(frames)
+        return _pyramid(self.backbone, self.normalize(frames), self.skip_indices)
+
+    def forward_head(self, fmap: Tensor, skips: list[Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(embeddings (N,D), frame_logits (N,), mask_logits (N,h,w) or None)`` from
-        :meth:`forward_features`' output."""
+        :meth:`forward_features`' output (with a mask decoder: :meth:`forward_pyramid`'s
+        map and ``skips``; the mask logits are then at S/4)."""
         pooled = self.backbone.forward_head(fmap, pre_logits=True)
         embeddings = self.proj(self.dropout(pooled))
         mask_logits = None if self.mask_head is None else self.mask_head(fmap).squeeze(1)
+        if self.mask_decoder is not None:
+            if skips is None:
+                raise ValueError("the mask decoder needs the earlier feature maps: pass forward_pyramid's skips")
+            mask_logits = self.mask_decoder(mask_logits, fmap, skips)
         return embeddings, self.head(embeddings).squeeze(-1), mask_logits
 
+    def forward_maps(self, frames: Tensor) -> tuple[Tensor, list[Tensor] | None]:
+        """What :meth:`forward_head` takes, with or without a mask decoder: the last map
+        (:meth:`forward_features`') and the decoder's earlier maps (:meth:`forward_pyramid`;
+        None without a decoder)."""
+        if self.mask_decoder is None:
+            return self.forward_features(frames), None
+        return self.forward_pyramid(frames)
+
     def forward(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """:meth:`forward_head` of :meth:`forward_features`."""
-        return self.forward_head(self.forward_features(frames))
+        """:meth:`forward_head` of :meth:`forward_maps`."""
+        return self.forward_head(*self.forward_maps(frames))

@@ -14,7 +14,8 @@
 and returns a :class:`DetectorOutput`. All logits are "fake" logits (sigmoid -> P(fake)).
 Positions of ``frame_logits`` (and ``mask_logits``) where ``mask`` is False hold 0 and
 mean nothing. With ``config.mask_head``, ``mask_logits (B,T,h,w)`` are per-frame blend-mask
-logits (sigmoid -> P(pixel was blended)) on a coarse grid, for heat maps.
+logits (sigmoid -> P(pixel was blended)) for heat maps: on the backbone's last grid (S/32),
+or at S/4 with ``config.mask_decoder`` (40x40 for a 160 px crop).
 
 Clip logit::
 
@@ -51,7 +52,8 @@ class DetectorOutput:
     sync: the sync head's output for all rows, or None (head disabled / no audio given).
     used_sync (B,) bool: rows whose clip_logit includes the sync logit.
     clip_embedding (B,D): the pooled temporal embedding.
-    mask_logits (B,T,h,w): blend-mask logits per frame (model.mask_head), else None."""
+    mask_logits (B,T,h,w): blend-mask logits per frame (model.mask_head; h = S/32, or S/4
+        with model.mask_decoder), else None."""
 
     frame_logits: Tensor
     clip_logit: Tensor

@@ -69,6 +69,7 @@ class OptimConfig:
     clip_loss_weight: float = 1.0
     frame_loss_weight: float = 0.5
     mask_loss_weight: float = 1.0  # blend-mask head (model.mask_head)
+    mask_weak_loss_weight: float = 0.0  # the mask map's peak vs the label (teaches it on fakes with no known mask)
     sync_loss_weight: float = 1.0  # InfoNCE of the sync head (data.sync, or the pretext)
     sync_logit_loss_weight: float = 0.5  # the pretext's BCE of the sync logit
     sync_temperature: float = 0.1

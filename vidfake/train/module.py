@@ -50,25 +50,75 @@ def blend_mask_loss(mask_logits: torch.Tensor, blend_mask: torch.Tensor, use: to
     return F.binary_cross_entropy_with_logits(mask_logits[use].float(), target)
 
 
+def weak_mask_loss(mask_logits: torch.Tensor, targets: torch.Tensor, use: torch.Tensor,
+                   top_fraction: float = 0.05) -> torch.Tensor:
+    """The mask map judged by one number per frame (multiple-instance learning), which is
+    all a dataset's fake without a mask of its edit can teach: BCE between the mean of each
+    ``(B,T,h,w)`` map's top ``top_fraction`` of logits (at least one) and ``targets (B,T)``
+    in [0,1] (see :func:`peak_targets`: 1 for a fake, somewhere was blended, so the map's
+    peak should be high; 0 for a real face, low everywhere), over the frames where
+    ``use (B,T)`` is True. With no such frame it is a zero connected to the logits, as
+    :func:`blend_mask_loss`."""
+    if not bool(use.any()):
+        return mask_logits.sum() * 0.0
+    flat = mask_logits[use].float().flatten(1)
+    k = max(1, math.ceil(top_fraction * flat.shape[1]))
+    peaks = flat.topk(k, dim=1).values.mean(dim=1)
+    return F.binary_cross_entropy_with_logits(peaks, targets[use].float())
+
+
+def peak_targets(blend_mask: torch.Tensor, known: torch.Tensor, labels: torch.Tensor,
+                 size: tuple[int, int]) -> torch.Tensor:
+    """``(B,T)`` targets of :func:`weak_mask_loss`: where the blend mask ``(B,T,H,W)`` is
+    ``known (B,T)``, its largest value at the map's ``size`` (area-averaged as in
+    :func:`blend_mask_loss`; 0 for a real face, whatever its label says, as a lip-sync
+    fake's pixels are real); elsewhere the frame's label ``labels (B,T)``."""
+    b, t = labels.shape
+    cells = F.interpolate(blend_mask.flatten(0, 1)[:, None].float().div_(255.0), size=size, mode="area")
+    return torch.where(known, cells.flatten(1).amax(1).view(b, t).to(labels.device), labels.float())
+
+
+def in_parts(name: str, parts: Iterable[str]) -> str | None:
+    """The longest of ``parts`` that the parameter or module ``name`` lies in (``name`` is
+    the part or starts with ``part + "."``), or None."""
+    found = [p for p in parts if name == p or name.startswith(p + ".")]
+    return max(found, key=len) if found else None
+
+
 def check_parts(model: torch.nn.Module, parts: Iterable[str]) -> None:
-    """Refuse names that are not top-level parts of ``model`` (children such as
-    ``encoder``, or direct parameters such as ``sync_weight``) with a ``ValueError``."""
+    """Refuse names that are not parts of ``model`` with a ``ValueError``: a part is a
+    top-level child (``encoder``), a direct parameter (``sync_weight``) or a dotted path to
+    a submodule (``encoder.mask_decoder``)."""
     available = {name for name, _ in model.named_children()}
     available |= {name for name, _ in model.named_parameters(recurse=False)}
-    unknown = set(parts) - available
+    submodules = {name for name, _ in model.named_modules() if name}
+    unknown = set(parts) - available - submodules
     if unknown:
-        raise ValueError(f"unknown model parts {sorted(unknown)}; this model has {sorted(available)}")
+        raise ValueError(f"unknown model parts {sorted(unknown)}; this model has {sorted(available)} "
+                         "(or a dotted path to a submodule, e.g. encoder.mask_head)")
+
+
+def set_trainable(model: torch.nn.Module, parts: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Gradients for the parameters in ``parts`` only (:func:`check_parts` names); returns
+    the top-level parts that are not wholly trained (kept in eval mode) and the dotted
+    parts that train inside them."""
+    check_parts(model, parts)
+    for name, p in model.named_parameters():
+        p.requires_grad_(in_parts(name, parts) is not None)
+    frozen = tuple(sorted(name for name, _ in model.named_children() if name not in parts))
+    return frozen, tuple(sorted(p for p in parts if "." in p))
 
 
 def adamw_groups(model: torch.nn.Module, lr: float, weight_decay: float, scales: dict[str, float]) -> list[dict]:
     """AdamW parameter groups of ``model``'s trainable parameters: weight decay on matrices
-    only, each top-level part at ``lr`` times its ``scales`` entry (default 1)."""
+    only, each part at ``lr`` times its ``scales`` entry (the innermost named part; default 1)."""
     groups: dict[tuple[bool, float], list[torch.Tensor]] = defaultdict(list)
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         decays = not (p.ndim <= 1 or name.endswith(".bias"))
-        groups[(decays, scales.get(name.split(".")[0], 1.0))].append(p)
+        part = in_parts(name, scales)
+        groups[(decays, 1.0 if part is None else scales[part])].append(p)
     return [{"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": lr * scale}
             for (decays, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
 
@@ -94,6 +144,7 @@ class VidfakeModule(pl.LightningModule):
         """
         super().__init__()
         self.frozen_parts: tuple[str, ...] = ()
+        self.trainable_modules: tuple[str, ...] = ()  # dotted parts that train inside a frozen part
         self.lr_scale: dict[str, float] = {}  # per-part learning-rate multipliers (set_lr_scale)
         self.model_config = model_config
         self.model = create_model(model_config, pretrained=pretrained)
@@ -106,21 +157,22 @@ class VidfakeModule(pl.LightningModule):
         self._val_seen = 0
 
     def train_parts(self, parts: Sequence[str]) -> None:
-        """Train only the model's top-level ``parts`` (``encoder``, ``temporal``, ``sync``,
-        ``sync_weight``): the rest gets no gradients and stays in eval mode, so a frozen
-        encoder's BatchNorm statistics are not moved by the new data either. Used to fit a
-        new head onto a finished model without disturbing it."""
-        check_parts(self.model, parts)
-        for name, p in self.model.named_parameters():
-            p.requires_grad_(name.split(".")[0] in parts)
-        self.frozen_parts = tuple(sorted(name for name, _ in self.model.named_children() if name not in parts))
+        """Train only the model's ``parts``: top-level ones (``encoder``, ``temporal``,
+        ``sync``, ``sync_weight``) or dotted submodules (``encoder.mask_decoder``). The rest
+        gets no gradients and stays in eval mode, so a frozen encoder's BatchNorm statistics
+        are not moved by the new data either. Used to fit a new head onto a finished model
+        without disturbing it."""
+        self.frozen_parts, self.trainable_modules = set_trainable(self.model, parts)
         self.train(self.training)
 
     def train(self, mode: bool = True):
-        """Lightning's train/eval switch; the frozen parts stay in eval mode."""
+        """Lightning's train/eval switch; the frozen parts stay in eval mode (but the
+        dotted parts that train inside them)."""
         super().train(mode)
         for name in self.frozen_parts:
             getattr(self.model, name).eval()
+        for name in self.trainable_modules:
+            self.model.get_submodule(name).train(mode)
         return self
 
     def losses(self, batch: dict) -> tuple[torch.Tensor, object, dict[str, torch.Tensor]]:
@@ -228,11 +280,14 @@ class DetectorModule(VidfakeModule):
 
         clip_loss_weight * BCE(clip logit) + frame_loss_weight * BCE(per-frame logits)
         + mask_loss_weight * BCE(blend-mask logits, SBI masks)      (model.mask_head)
+        + mask_weak_loss_weight * BCE(peak of the map, label)       (model.mask_head)
         + sync_loss_weight * InfoNCE(sync head, in-sync clips)      (with use_sync)
 
     The mask term (see :func:`blend_mask_loss`) needs batches with ``blend_mask`` (the data
     module's ``blend_masks``): SBI fakes are judged on their blend masks, real faces on an
-    empty mask, dataset fakes (where the edit is not known) not at all.
+    empty mask, dataset fakes (where the edit is not known) not at all. The weak term
+    (:func:`weak_mask_loss`) teaches those too, from the label alone: the map's peak should
+    be high on a fake and low on a real face (every frame; targets from :func:`peak_targets`).
 
     ``use_sync``: batches carry mouths and audio (the data module's ``sync``); the clip
     logit then includes the sync head's, as in scoring. The InfoNCE term (see
@@ -250,6 +305,7 @@ class DetectorModule(VidfakeModule):
         clip_loss_weight: float = OptimConfig.clip_loss_weight,
         frame_loss_weight: float = OptimConfig.frame_loss_weight,
         mask_loss_weight: float = OptimConfig.mask_loss_weight,
+        mask_weak_loss_weight: float = OptimConfig.mask_weak_loss_weight,
         sync_loss_weight: float = OptimConfig.sync_loss_weight,
         sync_temperature: float = OptimConfig.sync_temperature,
         use_sync: bool = False,
@@ -258,8 +314,9 @@ class DetectorModule(VidfakeModule):
         """Args:
             model_config: the detector to train.
             lr, weight_decay, warmup_steps: see :class:`VidfakeModule`.
-            clip_loss_weight, frame_loss_weight, mask_loss_weight, sync_loss_weight: the
-                loss terms' weights (the mask term counts only with ``model_config.mask_head``,
+            clip_loss_weight, frame_loss_weight, mask_loss_weight, mask_weak_loss_weight,
+                sync_loss_weight: the loss terms' weights (the mask terms count only with
+                ``model_config.mask_head``,
                 the sync term only with ``use_sync``); defaults: :class:`OptimConfig`.
             sync_temperature: the InfoNCE temperature.
             use_sync: batches carry mouths and audio (needs ``model_config.sync``).
@@ -275,6 +332,7 @@ class DetectorModule(VidfakeModule):
         self.sync_temperature = sync_temperature
         self.use_sync = use_sync
         self.mask_loss_weight = mask_loss_weight if model_config.mask_head else 0.0
+        self.mask_weak_loss_weight = mask_weak_loss_weight if model_config.mask_head else 0.0
         if self.model.sync is not None and not use_sync:
             self.model.sync.requires_grad_(False)
             self.model.sync_weight.requires_grad_(False)
@@ -293,21 +351,26 @@ class DetectorModule(VidfakeModule):
         labels = batch["label"].float()
         parts = {"clip": F.binary_cross_entropy_with_logits(out.clip_logit.float(), labels)}
         loss = self.clip_loss_weight * parts["clip"]
+        # a temporal pseudo-fake blends only some of its frames: those carry their own labels
+        per_frame = batch.get("frame_labels")
+        frame_labels = (labels[:, None].expand_as(out.frame_logits) if per_frame is None
+                        else per_frame.to(out.frame_logits.device).float())
         if self.frame_loss_weight:
             mask = batch["mask"]
-            # a temporal pseudo-fake blends only some of its frames: those carry their own labels
-            per_frame = batch.get("frame_labels")
-            frame_labels = (labels[:, None].expand_as(out.frame_logits) if per_frame is None
-                            else per_frame.to(out.frame_logits.device))[mask]
-            parts["frame"] = F.binary_cross_entropy_with_logits(out.frame_logits[mask].float(), frame_labels)
+            parts["frame"] = F.binary_cross_entropy_with_logits(out.frame_logits[mask].float(), frame_labels[mask])
             loss = loss + self.frame_loss_weight * parts["frame"]
-        if self.mask_loss_weight:
+        if self.mask_loss_weight or self.mask_weak_loss_weight:
             if "blend_mask" not in batch:
                 raise ValueError("the model has a mask head but the batch has no blend masks: build the data module "
                                  "with blend_masks=True (vidfake train does when model.mask_head is true)")
-            use = batch["mask"] & batch["blend_mask_known"][:, None]
-            parts["mask"] = blend_mask_loss(out.mask_logits, batch["blend_mask"], use)
-            loss = loss + self.mask_loss_weight * parts["mask"]
+            known = batch["mask"] & batch["blend_mask_known"][:, None]
+            if self.mask_loss_weight:
+                parts["mask"] = blend_mask_loss(out.mask_logits, batch["blend_mask"], known)
+                loss = loss + self.mask_loss_weight * parts["mask"]
+            if self.mask_weak_loss_weight:
+                targets = peak_targets(batch["blend_mask"], known, frame_labels, out.mask_logits.shape[-2:])
+                parts["mask_weak"] = weak_mask_loss(out.mask_logits, targets, batch["mask"] & ~torch.isnan(targets))
+                loss = loss + self.mask_weak_loss_weight * parts["mask_weak"]
         if self.use_sync:
             if self.sync_loss_weight and out.sync is not None:
                 in_sync = batch["sync_known"] & (batch["sync_shift"] == 0)

@@ -9,7 +9,8 @@ its default and meaning are in :mod:`vidfake.train.config`)::
     model:   ModelConfig fields
     optim:   OptimConfig  {lr, weight_decay, warmup_steps, the loss weights, trainable, lr_scale}
              trainable: null (all) or the model parts that train, e.g. [sync, sync_weight]
-             to fit a pretext sync head onto a finished frame model
+             to fit a pretext sync head onto a finished frame model, or dotted submodules
+             such as [encoder.mask_head, encoder.mask_decoder] (configs/default_mask_decoder.yaml)
     trainer: TrainerConfig {max_steps, val_check_interval, accelerator, devices, num_nodes,
              strategy, precision, accumulate_grad_batches, log_every_n_steps, progress_bar}
     init:    InitConfig   {checkpoint, modules}   start from parts of a vidfake checkpoint
@@ -195,7 +196,7 @@ def _modules(run_config: TrainConfig, resume: bool):
     else:
         module = DetectorModule(model_config, frame_loss_weight=optim.frame_loss_weight,
                                 clip_loss_weight=optim.clip_loss_weight, mask_loss_weight=optim.mask_loss_weight,
-                                use_sync=sync, **common)
+                                mask_weak_loss_weight=optim.mask_weak_loss_weight, use_sync=sync, **common)
     # the run's record: hparams.yaml in the logs, Lightning's checkpoints and the vidfake
     # checkpoints' training block (plain values, so the resume checkpoint loads weights_only)
     module.save_hyperparameters(json.loads(json.dumps(run_config.to_dict(), default=str)))

@@ -76,6 +76,10 @@
       }
       const m = await response.json();
       $("model-info").textContent = `model ${m.name} ${m.version} (${m.backbone}, plan ${m.plan}, threshold ${m.threshold}) on ${m.device}`;
+      if (m.members && m.members.length) {
+        $("model-info").textContent += `; an ensemble of ${m.members.length}: ` + m.members
+          .map((x) => `${x.name} ${x.version} (weight ${x.weight}, sha256 ${x.sha256.slice(0, 12)})`).join(", ");
+      }
       $("untrained").hidden = !m.untrained;
     } catch (e) {
       $("model-info").textContent = e.message;
@@ -226,7 +230,9 @@
       `${v.kind} ${size}${length}; threshold ${v.threshold}; scored in ${(v.timings.total || 0).toFixed(2)} s.`;
     drawTimeline(v);
     showFaces(job);
+    showHeatmaps(job);
     showLipSync(v);
+    showMembers(v);
     const warnings = $("warnings");
     warnings.replaceChildren();
     for (const w of v.warnings) warnings.append(el("li", w));
@@ -324,6 +330,53 @@
       state.thumbs.push(blobUrl);
       img.src = blobUrl;
     } catch (e) { /* leave the grey box */ }
+  }
+
+  function showMembers(v) {
+    // an ensemble's verdict lists each member's own score (one model: nothing to show)
+    const list = $("members");
+    const members = (v.model && v.model.members) || [];
+    list.replaceChildren();
+    for (const m of members) {
+      const said = m.score === null || m.score === undefined ? m.status : pct(m.score);
+      list.append(el("li", `${m.name} ${m.version} (weight ${m.weight}): ${said}`));
+    }
+    list.hidden = !members.length;
+    $("members-title").hidden = !members.length;
+  }
+
+  function showHeatmaps(job) {
+    // each face track's most suspicious frames with the heat map over the face (the job's
+    // `heatmaps`: pictures kept with its thumbnails, fetched with the token like them)
+    const box = $("heatmaps");
+    box.replaceChildren();
+    const maps = job.heatmaps || [];
+    $("where").hidden = job.verdict.status !== "ok";
+    if (!maps.length) {
+      $("heatmaps-note").textContent = job.files_purged
+        ? "The heat maps were deleted after the retention period."
+        : "No heat maps for this job (the server draws none, or they could not be drawn: see the warnings).";
+      return;
+    }
+    const methods = [...new Set(maps.map((m) => m.label))];
+    $("heatmaps-note").textContent = `The most suspicious frames of each face: ${methods.join("; ")}. ` +
+      "Hotter colours mark where the model sees the forgery; the white box is the hottest region.";
+    for (const m of maps) {
+      const card = el("figure", null, "heatmap");
+      card.dataset.track = m.track_id;
+      card.dataset.frame = m.frame;
+      card.dataset.method = m.method;
+      const img = el("img");
+      img.alt = `heat map of track ${m.track_id}, frame ${m.frame}`;
+      card.append(img);
+      const caption = el("figcaption");
+      caption.append(el("div", `track ${m.track_id}, ${m.time.toFixed(2)} s: ${pct(m.score)}`, "score"));
+      caption.append(el("div", `map peak ${Number(m.peak).toPrecision(3)}`, "muted"));
+      if (m.note) caption.append(el("div", m.note, "muted"));
+      card.append(caption);
+      box.append(card);
+      loadThumb(img, m.url);
+    }
   }
 
   function showLipSync(v) {
