@@ -2,7 +2,7 @@
 
 The two decode identical frames (the tests check it) and cross-check each other. ``auto``
 uses PyAV: for the sorted, sparse reads of a sampling plan it was faster than decord on
-every benchmark clip (1080p DFDC, 32 frames: 1.3 s against 1.5 to 1.8 s on 2 cores), and
+every benchmark clip (1080p DFDC, 32 frames: 1.9 s against 4.4 s on one free core), and
 decord returns wrong frames for MPEG program streams.
 
 Both backends share one probe made with PyAV: a demux pass over the packets (no decoding)
