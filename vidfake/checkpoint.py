@@ -53,6 +53,7 @@ class CheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """A loaded checkpoint: its config and weights, and which file (by hash) they came from."""
     config: dict  # {"model": {...}, "extract": {...}, "aggregation": {...}, "name", "version", "training": {...}}
     state_dict: dict[str, torch.Tensor]
     path: str
@@ -70,6 +71,7 @@ class CheckpointHeader:
 
 
 def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks so large checkpoints fit in memory."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

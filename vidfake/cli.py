@@ -744,6 +744,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``vidfake`` argument parser with every subcommand except ``train`` (which parses its own)."""
     parser = argparse.ArgumentParser(
         prog="vidfake",
         description="Video deepfake detection: face extraction, temporal scoring and evaluation.",
@@ -765,6 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``vidfake`` command line; returns the process exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched at run time
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # its own parser (YAML config + overrides), --help included

@@ -56,6 +56,7 @@ class Mutant:
 
     @property
     def name(self) -> str:
+        """File name for the mutant: source stem and index, source suffix."""
         return f"{self.source.stem}-{self.index:04d}{self.source.suffix}"
 
 
@@ -63,6 +64,7 @@ class Mutant:
 
 
 def bit_flips(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """Flip a few to a few hundred random bits."""
     out = bytearray(data)
     n = rng.choice((1, 4, 16, 64, 300))
     for _ in range(n):
@@ -72,11 +74,13 @@ def bit_flips(data: bytes, rng: random.Random) -> tuple[bytes, str]:
 
 
 def truncate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """Cut the file off at a random point, as an interrupted download would."""
     keep = rng.randrange(1, len(data))
     return data[:keep], f"truncate(keep={keep})"
 
 
 def garbage_header(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """Overwrite the first bytes (the container's magic and header) with random ones."""
     n = min(len(data), rng.choice((4, 16, 64, 512)))
     return rng.randbytes(n) + data[n:], f"garbage_header(n={n})"
 
@@ -87,6 +91,7 @@ def _block(data: bytes, rng: random.Random) -> tuple[int, int]:
 
 
 def swap_blocks(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """Exchange two non-overlapping blocks, so offsets point at the wrong data."""
     (a, size), (b, _) = _block(data, rng), _block(data, rng)
     a, b = sorted((a, b))
     if b < a + size:
@@ -96,12 +101,14 @@ def swap_blocks(data: bytes, rng: random.Random) -> tuple[bytes, str]:
 
 
 def duplicate_block(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """Insert a copy of a block elsewhere, shifting everything after it."""
     start, size = _block(data, rng)
     at = rng.randrange(len(data))
     return data[:at] + data[start : start + size] + data[at:], f"duplicate_block(from={start} size={size} at={at})"
 
 
 def zero_block(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """Zero out a block, as a damaged disk sector would."""
     start, size = _block(data, rng)
     return data[:start] + bytes(size) + data[start + size :], f"zero_block(at={start} size={size})"
 
@@ -281,6 +288,7 @@ class Outcome:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The outcome as a JSON-ready dict."""
         return asdict(self)
 
 

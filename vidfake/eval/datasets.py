@@ -21,6 +21,8 @@ RESERVED_COLUMNS = ("path", "name", "label", "score", "logit", "status", "kind",
 
 
 def group_columns(row: dict[str, str], skip: tuple[str, ...]) -> dict[str, str]:
+    """A CSV row's extra columns as breakdown groups (``kind`` counts as ``method``;
+    reserved names get a ``csv_`` prefix)."""
     groups = {}
     for key, value in row.items():
         if key in skip or not value:
@@ -35,6 +37,7 @@ def group_columns(row: dict[str, str], skip: tuple[str, ...]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class EvalItem:
+    """One labelled file of an evaluation set."""
     path: Path
     name: str  # the file's name in the dataset (what submission files list)
     label: int  # 1 fake, 0 real
@@ -44,6 +47,7 @@ class EvalItem:
 
 @dataclass
 class EvalSet:
+    """The files an evaluation scores, where they were listed, and the rows left out."""
     items: list[EvalItem]
     source: str  # "dfdc", "ffpp", "folders", "csv", "images"
     notes: list[str] = field(default_factory=list)  # rows skipped and why

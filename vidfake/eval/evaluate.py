@@ -43,6 +43,7 @@ def resolution_band(width: int | None, height: int | None) -> str:
 
 
 def prediction_row(item, verdict) -> dict:
+    """One ``predictions.csv`` row for an item and its verdict (empty cells where there is no score)."""
     media = verdict.media or {}
     return {
         "path": str(item.path),
@@ -156,12 +157,14 @@ def _csv_header(path: Path) -> list[str]:
 
 
 def read_predictions(path: Path) -> list[dict]:
+    """The rows of a ``predictions.csv``, as strings, so a report can be rebuilt without rescoring."""
     with Path(path).open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
 @dataclass(frozen=True)
 class Scored:
+    """Labels and scores as arrays for the metrics, with the rows they came from."""
     labels: np.ndarray
     scores: np.ndarray
     rows: list[dict]
@@ -247,6 +250,7 @@ def _brief(row: dict) -> dict:
 
 
 def roc_points(rows: Sequence[dict], policy: str = "exclude") -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates of the ROC curve, for plotting."""
     scored = scored_rows(rows, policy)
     fpr, tpr, _ = roc_curve(scored.labels, scored.scores)
     return fpr, tpr
@@ -270,4 +274,5 @@ def write_submissions(rows: Sequence[dict], out_dir: Path, policy: str) -> list[
 
 
 def save_json(data: dict, path: Path) -> None:
+    """Write ``data`` as indented JSON; numpy numbers are written as floats."""
     path.write_text(json.dumps(data, indent=2, default=float))

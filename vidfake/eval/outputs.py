@@ -26,6 +26,7 @@ SETTINGS_FILE = "eval_settings.json"
 
 @dataclass(frozen=True)
 class EvalSettings:
+    """The choices an evaluation ran with, saved next to its report so it can be rebuilt the same way."""
     threshold: float = 0.5
     clip: float = DFDC_CLIP
     policy: str = "exclude"
@@ -34,10 +35,12 @@ class EvalSettings:
     checkpoint_version: str = ""
 
     def save(self, out_dir: Path) -> None:
+        """Write the settings into the report folder."""
         (out_dir / SETTINGS_FILE).write_text(json.dumps(self.__dict__, indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> EvalSettings | None:
+        """The settings saved in ``folder``, or None when it has none."""
         path = folder / SETTINGS_FILE
         return cls(**json.loads(path.read_text())) if path.exists() else None
 

@@ -91,6 +91,7 @@ def reencode_example(source: str | Path, out: str | Path, crf: int = 18) -> Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: re-encode a source video into the example clip; returns the exit code."""
     parser = argparse.ArgumentParser(
         prog="python -m vidfake.examples.package",
         description="Re-encode a short talking-face video into the small H.264/AAC mp4 that ships as vidfake's example.",

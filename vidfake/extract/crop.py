@@ -15,6 +15,7 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class CropConfig:
+    """Sizes and margins of the face and mouth crops."""
     size: int = 224  # face crop side, pixels
     margin: float = 0.2  # fraction of the face box side added on each side
     mouth_size: int = 96  # mouth crop side, pixels

@@ -52,6 +52,7 @@ class MediaItem:
 
 @dataclass(frozen=True)
 class OutputOptions:
+    """How extracted crops (and optionally audio) are written."""
     image_format: str = "jpg"  # "jpg" or "png"
     jpeg_quality: int = 95
     audio: bool = False  # also write each video's audio as 16 kHz mono WAV (for the lip-sync head)
@@ -59,6 +60,7 @@ class OutputOptions:
 
 @dataclass
 class RunSummary:
+    """Counts and notes of one extraction run, printed at the end and saved as JSON."""
     total: int = 0
     ok: int = 0
     no_face: int = 0
@@ -70,6 +72,7 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """The summary as a JSON-ready dict."""
         return asdict(self)
 
 

@@ -40,6 +40,7 @@ class FrameDetections:
         return len(self.scores)
 
     def keep(self, mask: np.ndarray) -> FrameDetections:
+        """Only the faces where ``mask`` is true."""
         return FrameDetections(self.boxes[mask], self.scores[mask], self.landmarks[mask])
 
 

@@ -70,5 +70,6 @@ def open_debug_log(path: str | Path) -> logging.Handler:
 
 
 def close_debug_log(handler: logging.Handler) -> None:
+    """Detach and close a handler made by ``open_debug_log``, flushing its file."""
     logging.getLogger("vidfake").removeHandler(handler)
     handler.close()

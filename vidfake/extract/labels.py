@@ -117,6 +117,7 @@ class LabelResolver:
         return len(self._table)
 
     def lookup(self, path: Path) -> LabelInfo:
+        """The label for ``path``: the labels file first, then the FF++ or real/fake folder layout, else unknown."""
         path = Path(path)
         resolved = path.resolve()
         info = self._table.get(resolved)

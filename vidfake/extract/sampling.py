@@ -94,18 +94,22 @@ class SamplingPlan:
 
 
 def uniform(n: int) -> SamplingPlan:
+    """``n`` frames spread evenly over the video."""
     return SamplingPlan("uniform", n=n)
 
 
 def clips(n_clips: int, clip_len: int, stride: int = 1) -> SamplingPlan:
+    """``n_clips`` evenly spread clips of ``clip_len`` frames, ``stride`` frames apart."""
     return SamplingPlan("clips", n=n_clips, clip_len=clip_len, stride=stride)
 
 
 def all_frames() -> SamplingPlan:
+    """Every frame of the video."""
     return SamplingPlan("all")
 
 
 def every(k: int) -> SamplingPlan:
+    """Every ``k``-th frame."""
     return SamplingPlan("every", n=k)
 
 

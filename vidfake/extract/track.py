@@ -20,6 +20,7 @@ from vidfake.extract.detect import FrameDetections
 
 @dataclass(frozen=True)
 class TrackerConfig:
+    """When detections in successive frames count as the same face, and which tracks are kept."""
     iou_threshold: float = 0.3
     max_center_shift: float = 1.0  # in face sizes per sampled frame, for matches without overlap
     max_size_ratio: float = 1.6  # a match may not grow or shrink by more than this
@@ -69,6 +70,7 @@ class FaceTrack:
         )
 
     def to_dict(self) -> dict:
+        """The track as JSON-ready lists, rounded to the precision worth storing."""
         return {
             "track_id": self.track_id,
             "frame_indices": self.frame_indices.tolist(),
@@ -213,6 +215,7 @@ def _smooth(values: np.ndarray, times: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def chain_to_track(chain: _Chain, frame_indices: np.ndarray, timestamps: np.ndarray, config: TrackerConfig) -> FaceTrack:
+    """Turn matched detections into a track: fill gaps by interpolation and smooth the boxes over time."""
     steps = np.asarray(chain.steps)
     span = np.arange(steps[0], steps[-1] + 1)
     boxes = _interpolate(steps, np.asarray(chain.boxes, np.float64), timestamps, span)

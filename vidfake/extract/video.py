@@ -79,6 +79,7 @@ class AudioTrack:
 
     @property
     def duration(self) -> float:
+        """Length of the track in seconds."""
         return len(self.samples) / self.sample_rate
 
     def window(self, start: float, end: float) -> np.ndarray:
@@ -447,6 +448,7 @@ class DecordReader(VideoReader):
             )
 
     def close(self) -> None:
+        """Drop the decord reader so its file and decoder are released."""
         self._reader = None
 
     def _decode_sorted(self, wanted: np.ndarray, chunk_size: int) -> Iterator[tuple[int, np.ndarray]]:

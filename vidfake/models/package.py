@@ -73,6 +73,7 @@ def package_default_model(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: package a trained checkpoint as the default model; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m vidfake.models.package", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", type=Path, help="trained (and calibrated) vidfake checkpoint")

@@ -74,22 +74,27 @@ class ServeSettings:
 
     @property
     def database(self) -> Path:
+        """The job database file: ``db_path`` if given, else inside ``data_dir``."""
         return self.db_path if self.db_path is not None else self.data_dir / DB_FILE
 
     @property
     def uploads_dir(self) -> Path:
+        """Where uploaded files wait for scoring."""
         return self.data_dir / "uploads"
 
     @property
     def faces_dir(self) -> Path:
+        """Where each job's face thumbnails are kept."""
         return self.data_dir / "faces"
 
     @property
     def max_upload_bytes(self) -> int:
+        """``max_upload_mb`` in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
 
     @property
     def retention_s(self) -> float:
+        """``retention_hours`` in seconds."""
         return self.retention_hours * 3600.0
 
     def resolution_allowed(self, width: int, height: int) -> bool:

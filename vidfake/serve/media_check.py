@@ -44,6 +44,7 @@ class MediaFacts:
     oversized: str | None = None  # an image too large to even open safely (Pillow's bomb check)
 
     def to_dict(self) -> dict:
+        """The facts as a JSON-ready dict."""
         return asdict(self)
 
     def media_summary(self) -> dict:

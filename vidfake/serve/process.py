@@ -110,11 +110,13 @@ class ChildProcess:
 
     @property
     def ready(self) -> bool:
+        """True once the child has set up its handler and is still alive."""
         process = self._process
         return self._handshake_done and process is not None and process.is_alive()
 
     @property
     def pid(self) -> int | None:
+        """The child's process id, or None before it was started."""
         return self._process.pid if self._process is not None else None
 
     def start(self) -> dict:

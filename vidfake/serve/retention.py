@@ -75,9 +75,11 @@ class Janitor:
         self._thread = threading.Thread(target=self._run, name="vidfake-retention", daemon=True)
 
     def start(self) -> None:
+        """Start sweeping in the background."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Ask the thread to stop and wait up to 10 s for a sweep in progress."""
         self._stop.set()
         self._thread.join(10)
 

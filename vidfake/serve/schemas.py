@@ -15,14 +15,17 @@ JobStatus = Literal["queued", "running", "done", "failed"]
 
 
 class ErrorBody(BaseModel):
+    """The body of every error response."""
     detail: str = Field(description="what went wrong, in words")
 
 
 class Health(BaseModel):
+    """Answer of ``/healthz``: the server process is up."""
     status: Literal["ok"] = "ok"
 
 
 class Readiness(BaseModel):
+    """Answer of ``/readyz``: whether a job submitted now would be scored."""
     ready: bool
     workers_ready: int = Field(description="scoring workers with the model loaded")
     workers: int
@@ -31,6 +34,7 @@ class Readiness(BaseModel):
 
 
 class EnsembleMember(BaseModel):
+    """One model of an ensemble."""
     name: str
     version: str
     sha256: str
@@ -41,6 +45,7 @@ class EnsembleMember(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    """The model the service scores with, and how many workers have it loaded."""
     name: str
     version: str
     sha256: str
@@ -58,18 +63,21 @@ class ModelInfo(BaseModel):
 
 
 class JobCreated(BaseModel):
+    """Answer to an accepted upload: the new job and where to poll it."""
     id: str
     status: JobStatus
     url: str = Field(description="where to poll the job")
 
 
 class FaceThumbnail(BaseModel):
+    """A link to one face track's thumbnail."""
     track_id: int = Field(description="the verdict's track id")
     frame: int = Field(description="frame index the thumbnail was cut from (the track's first)")
     url: str
 
 
 class HeatmapPicture(BaseModel):
+    """A link to one heat map picture of a face track, and what it shows."""
     track_id: int = Field(description="the verdict's track id")
     method: Literal["mask_head", "grad_cam"] = Field(description="the model's blend-mask head, or Grad-CAM without one")
     label: str = Field(description="the method in words")
@@ -83,6 +91,7 @@ class HeatmapPicture(BaseModel):
 
 
 class JobSummary(BaseModel):
+    """A job as the job list shows it: status, file facts and, when done, the score."""
     id: str
     status: JobStatus
     filename: str = Field(description="the uploaded file's name, for display")
@@ -103,6 +112,7 @@ class JobSummary(BaseModel):
 
 
 class JobDetail(JobSummary):
+    """A job with its full verdict, face thumbnails and heat maps."""
     verdict: dict | None = Field(None, description="when done: the same record as `vidfake score --json`")
     faces: list[FaceThumbnail] = Field(default_factory=list, description="one thumbnail per face track")
     heatmaps: list[HeatmapPicture] = Field(
@@ -110,6 +120,7 @@ class JobDetail(JobSummary):
 
 
 class JobList(BaseModel):
+    """One page of jobs, newest first."""
     jobs: list[JobSummary]
     limit: int
     next_before: int | None = Field(description="pass as ?before= for the next (older) page; null on the last page")
@@ -120,10 +131,12 @@ def _time(ts: float | None) -> datetime | None:
 
 
 def job_url(job_id: str) -> str:
+    """The API path of a job."""
     return f"/v1/jobs/{job_id}"
 
 
 def summary(job: Job, queue_position: int | None = None) -> JobSummary:
+    """A job record as the API's summary."""
     verdict = job.verdict or {}
     return JobSummary(
         id=job.id, status=job.status, filename=job.filename, kind=job.kind, size_bytes=job.size_bytes,
@@ -135,6 +148,7 @@ def summary(job: Job, queue_position: int | None = None) -> JobSummary:
 
 
 def detail(job: Job, queue_position: int | None = None) -> JobDetail:
+    """A job record as the API's detail, with links to the thumbnails and heat maps still on disk."""
     faces = [] if job.purged else [
         FaceThumbnail(track_id=f["track_id"], frame=f["frame"], url=f"{job_url(job.id)}/faces/{f['track_id']}.jpg")
         for f in job.faces

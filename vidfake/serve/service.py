@@ -72,9 +72,8 @@ class Service:
         self.janitor: Janitor | None = None
         self.data_lock = DataDirLock(settings.data_dir)
 
-    # -- life cycle -------------------------------------------------------------------
-
     def start(self) -> None:
+        """Take the data folder, recover interrupted jobs and start the workers and the janitor."""
         settings = self.settings
         self.preflight()
         self.data_lock.acquire()
@@ -105,6 +104,7 @@ class Service:
             self.data_lock.release()
 
     def stop(self) -> None:
+        """Stop the janitor and workers, close the database and release the data folder."""
         if self.janitor is not None:
             self.janitor.stop()
         if self.scoring is not None:
@@ -114,8 +114,6 @@ class Service:
         if self.store is not None:
             self.store.close()
         self.data_lock.release()
-
-    # -- state ------------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, dict]:
         """Ready when at least one worker has its model loaded."""
@@ -128,15 +126,16 @@ class Service:
             body["reason"] = "the model is loading" if pool is None or not pool.last_error else pool.last_error
         return ready > 0, body
 
-    # -- uploads ------------------------------------------------------------------------
-
     def partial_path(self, job_id: str) -> Path:
+        """Where an upload is written while it arrives."""
         return self.settings.uploads_dir / f"{job_id}.part"
 
     def upload_path(self, job_id: str) -> Path:
+        """Where a complete upload waits for scoring."""
         return self.settings.uploads_dir / job_id
 
     def thumbnail_path(self, job_id: str, track_id: int) -> Path:
+        """The thumbnail file of one face track of a job."""
         return self.settings.faces_dir / job_id / thumbnail_name(track_id)
 
     def refuse_if_full(self) -> None:

@@ -18,6 +18,7 @@ from vidfake.extract.video import open_video, turn_frames
 
 
 def thumbnail_name(track_id: int) -> str:
+    """File name of a track's thumbnail inside its job's folder."""
     return f"{int(track_id)}.jpg"
 
 

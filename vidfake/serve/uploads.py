@@ -45,6 +45,7 @@ class UploadRejected(Exception):
 
 @dataclass(frozen=True)
 class ReceivedUpload:
+    """What was saved of a completed upload."""
     filename: str  # display name from the client (sanitised), never a path
     size: int  # bytes written
 
@@ -66,6 +67,7 @@ def is_disk_full(error: BaseException) -> bool:
 
 
 def too_slow(timeout_s: float) -> UploadRejected:
+    """The 408 refusal for an upload past its time limit; it closes the connection."""
     return UploadRejected(408, f"the upload took longer than the {timeout_s:g} s limit (--upload-timeout); "
                                "send it again over a faster connection", headers={"Connection": "close"})
 
@@ -90,6 +92,7 @@ async def _with_deadline(body: AsyncIterator[bytes], timeout_s: float | None) ->
 
 
 def too_large_message(max_bytes: int) -> str:
+    """The 413 message for an upload over the size limit, naming the option that sets it."""
     return f"the upload is larger than the {max_bytes / 1024 / 1024:g} MB limit (--max-upload-mb)"
 
 
