@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from tests import media
-from tests.train_folders import single_thread  # noqa: F401 (fixture)
+from tests.train_folders import extract_small, single_thread, write_face_videos  # noqa: F401 (single_thread: fixture)
 from vidfake.temporal import ModelConfig, create_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -212,21 +211,12 @@ def test_mask_scores_perfect_and_wrong_maps():
 # ------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("decoder_videos")
-    for i, height in enumerate((70, 88, 100)):
-        media.moving_face_video(root / f"face{i}.mp4", n_frames=20, face_height=height)
-    (root / "labels.csv").write_text("path,label\n" + "".join(f"face{i}.mp4,REAL\n" for i in range(3)))
-    return root
+    return write_face_videos(tmp_path_factory.mktemp("decoder_videos"))
 
 
 @pytest.fixture(scope="module")
 def extracted(videos, tmp_path_factory, single_thread) -> Path:
-    from vidfake.cli import main
-
-    out = tmp_path_factory.mktemp("decoder_extract")
-    assert main(["extract", str(videos), "--out", str(out), "--labels", str(videos / "labels.csv"),
-                 "--frames", "8", "--size", "64", "--no-progress"]) == 0
-    return out
+    return extract_small(videos, tmp_path_factory.mktemp("decoder_extract"))
 
 
 def test_a_finished_checkpoint_gains_the_decoder_and_scores_exactly_as_before(extracted, videos, tmp_path, capsys):

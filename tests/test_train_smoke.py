@@ -12,8 +12,7 @@ import pytest
 import torch
 import yaml
 
-from tests import media
-from tests.train_folders import single_thread  # noqa: F401 (fixture)
+from tests.train_folders import extract_small, single_thread, write_face_videos  # noqa: F401 (single_thread: fixture)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -23,22 +22,12 @@ SMOKE = ROOT / "configs" / "smoke.yaml"
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train_videos")
-    for i, height in enumerate((70, 88, 100)):
-        media.moving_face_video(root / f"face{i}.mp4", n_frames=20, face_height=height)
-    (root / "labels.csv").write_text("path,label\n" + "".join(f"face{i}.mp4,REAL\n" for i in range(3)))
-    return root
+    return write_face_videos(tmp_path_factory.mktemp("train_videos"))
 
 
 @pytest.fixture(scope="module")
 def extracted(videos, tmp_path_factory, single_thread) -> Path:
-    from vidfake.cli import main
-
-    out = tmp_path_factory.mktemp("train_extract")
-    code = main(["extract", str(videos), "--out", str(out), "--labels", str(videos / "labels.csv"),
-                 "--frames", "8", "--size", "64", "--no-progress"])
-    assert code == 0
-    return out
+    return extract_small(videos, tmp_path_factory.mktemp("train_extract"))
 
 
 def test_datamodule_real_only_gives_both_classes_in_val(extracted):

@@ -158,6 +158,27 @@ def write_blended_folder(out: Path, pairs: int, size: int = 32, seed: int = 0) -
     return write_extraction(out, clips, size)
 
 
+def write_face_videos(root: Path) -> Path:
+    """Three short generated face videos of different face sizes, all labelled REAL in
+    ``root/labels.csv``: the smallest input a `vidfake extract` + `vidfake train` run takes."""
+    from tests import media
+
+    for i, height in enumerate((70, 88, 100)):
+        media.moving_face_video(root / f"face{i}.mp4", n_frames=20, face_height=height)
+    (root / "labels.csv").write_text("path,label\n" + "".join(f"face{i}.mp4,REAL\n" for i in range(3)))
+    return root
+
+
+def extract_small(videos: Path, out: Path) -> Path:
+    """``vidfake extract`` of ``write_face_videos``' folder: 8 frames, 64 px crops."""
+    from vidfake.cli import main
+
+    code = main(["extract", str(videos), "--out", str(out), "--labels", str(videos / "labels.csv"),
+                 "--frames", "8", "--size", "64", "--no-progress"])
+    assert code == 0
+    return out
+
+
 @pytest.fixture(scope="module")
 def single_thread():
     """Torch on one thread for the test. Training steps here are tiny: a second OpenMP
