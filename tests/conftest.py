@@ -1,17 +1,19 @@
-"""Shared test fixtures: generated media (always) and the shared real fixtures (when present)."""
+"""Fixtures every test folder shares: generated media (always), the shared real fixtures (when
+present), the tiny untrained checkpoints and one-thread torch. Each folder's own conftest adds
+what only its tests use (``tests/extract/``, ``tests/train/``, ... mirror ``vidfake/``)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub
 
 import pytest
 import torch
 
 from tests import media
-
-SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+from tests.paths import SHARED_FIXTURES
+from tests.tiny_models import write_tiny_checkpoint
 
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 
@@ -55,21 +57,24 @@ def vfr(media_dir) -> media.GeneratedVideo:
 
 
 @pytest.fixture(scope="session")
-def extractor():
-    """One MTCNN for the whole session (loading it is the slow part)."""
-    from vidfake.extract.pipeline import ExtractConfig, FaceExtractor
-
-    return FaceExtractor(ExtractConfig(plan="uniform:16"))
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained tiny checkpoint without a sync head that extracts ``uniform:4``."""
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", "uniform:4", sync=False)
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """An untrained, tiny checkpoint (resnet10t at 64 px, no sync head, ``uniform:4``): for
-    tests of the plumbing around a model, never of its scores."""
-    from vidfake.checkpoint import init_checkpoint
-    from vidfake.extract.pipeline import ExtractConfig
-    from vidfake.temporal.config import ModelConfig
+def sync_checkpoint(tmp_path_factory) -> Path:
+    """An untrained tiny checkpoint with a lip-sync head that extracts ``clips:2x8`` (mouths and
+    audio included): the whole scoring path, fast."""
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("sync_ckpt") / "tiny.safetensors")
 
-    model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,
-                        sync=False)
-    return init_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", model, ExtractConfig(plan="uniform:4"))
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Torch on one thread for a module. Training steps in the tests are tiny: a second OpenMP
+    thread buys nothing, and on a shared 2-core machine a thread waiting for a busy core
+    made these runs tens of times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,11 +16,10 @@ import numpy as np
 import pytest
 
 from tests import media
+from tests.paths import REPO
 from vidfake.examples import EXAMPLE_FILE, example_path
 from vidfake.examples.package import AUDIO_RATE, MAX_EXAMPLE_KB, ExampleEncodeError, reencode_example
 from vidfake.extract.video import probe, read_audio
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def readme_first_command() -> str:
@@ -75,9 +73,8 @@ def test_readme_first_command_scores_the_example_without_shared(tmp_path):
     clone = tmp_path / "clone"
     clone.mkdir()
     assert not (clone.parent / "shared").exists()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-m", "vidfake", *scoring[1:], "--json", "--no-progress"],
-                            cwd=clone, env=env, capture_output=True, text=True, timeout=600)
+                            cwd=clone, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     (verdict,) = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert Path(verdict["path"]) == example_path()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve_helpers import tiny_checkpoint
+from tests.tiny_models import write_tiny_checkpoint
 from vidfake.cli import main
 from vidfake.extract.dataset import read_jsonl
 from vidfake.extract.failures import UNREADABLE, UNSUPPORTED, file_failure
@@ -21,7 +21,7 @@ from vidfake.extract.video import DecodeError
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.mktemp("failures_ckpt") / "tiny.safetensors")
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("failures_ckpt") / "tiny.safetensors")
 
 
 @pytest.fixture

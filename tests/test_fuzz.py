@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests import media
-from tests.serve_helpers import tiny_checkpoint
+from tests.tiny_models import write_tiny_checkpoint
 from vidfake import fuzz
 from vidfake.cli import main
 from vidfake.extract.pipeline import MediaError, load_image
@@ -42,7 +42,7 @@ def seeds(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.mktemp("fuzz_ckpt") / "tiny.safetensors")
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("fuzz_ckpt") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")

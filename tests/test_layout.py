@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "vidfake"
+from tests.paths import REPO
+
+PACKAGE = REPO / "vidfake"
 MAX_LINES = 150
 
 

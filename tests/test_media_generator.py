@@ -7,10 +7,6 @@ boxes, rotation flags), so it is checked here against two independent readers
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 from pathlib import Path  # noqa: E402
 
 import av  # noqa: E402

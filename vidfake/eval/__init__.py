@@ -10,5 +10,5 @@
 eval calls scoring (see DESIGN.md's "who uses whom"), never the reverse, and imports no
 torch at module level: a scorer comes in as an argument and ``Verdict`` is a type hint
 only, so metrics and reports of a predictions file need no model code
-(``tests/test_eval_imports.py`` holds every module here to that).
+(``tests/eval/test_eval_imports.py`` holds every module here to that).
 """
