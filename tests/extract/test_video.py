@@ -245,3 +245,17 @@ def test_fixture_plans_read_the_same_pixels_as_a_full_decode(fixtures_dir):
                 frames = reader.read(wanted)
                 for index, frame in zip(wanted, frames):
                     assert np.array_equal(frame, reference[int(pts[index])]), (path.name, plan, index)
+
+
+def test_a_keyframe_that_cannot_start_decoding_is_not_seeked_to(fixtures_dir):
+    """The FF++ NeuralTextures clip flags frame 250 a keyframe, but decoding from there gives
+    corrupt pixels (an open-GOP I-frame): reads beyond it still equal a full decode."""
+    path = fixtures_dir / "videos" / "ffpp_004_982_neuraltextures.mp4"
+    reference = _every_frame(path)
+    with open_video(path, "pyav") as reader:
+        assert 250 in reader._index.keyframes.tolist()
+        pts = reader._index.pts
+        wanted = [250, 251, 280, 300]
+        frames = reader.read(wanted)
+    for index, frame in zip(wanted, frames):
+        assert np.array_equal(frame, reference[int(pts[index])]), index

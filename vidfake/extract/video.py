@@ -339,7 +339,9 @@ class VideoReader(abc.ABC):
 
 class PyAVReader(VideoReader):
     """FFmpeg through PyAV: seeks to the keyframe before each wanted frame when that
-    saves decoding, and identifies frames by timestamp rather than by counting.
+    saves decoding, and identifies frames by timestamp rather than by counting. A seek
+    that lands wrong (past the frame, or on a keyframe whose decode FFmpeg flags corrupt)
+    makes the reader decode that file from its start, never seeking again.
 
     Decoding forward, frames that are neither wanted nor a reference for other frames
     are not decoded at all (``skip_frame="NONREF"``, set packet by packet: a wanted
@@ -382,8 +384,11 @@ class PyAVReader(VideoReader):
                     found = int(np.searchsorted(pts, stamp)) if stamp is not None else current + 1
                     if found >= len(pts) or (stamp is not None and pts[found] != stamp):
                         continue  # a frame the packet index does not know
-                    if seeked and found > target:
-                        break  # the demuxer seeks imprecisely (e.g. MPEG-PS)
+                    if seeked and (found > target or frame.is_corrupt):
+                        # the demuxer seeks imprecisely (e.g. MPEG-PS), or the keyframe it
+                        # landed on cannot start decoding (a mis-flagged I-frame in an open
+                        # GOP: FFmpeg marks what it makes of it corrupt)
+                        break
                     seeked = False
                     current = found
                     if found < target:
@@ -396,7 +401,7 @@ class PyAVReader(VideoReader):
                     break
                 else:
                     return  # stream ended (or broke) before the remaining frames
-                if seeked:  # overshot: decode this file from the start, never seek again
+                if seeked:  # overshot or corrupt: decode this file from the start, never seek again
                     container.close()
                     container = self._open_threaded()
                     frames, current, can_seek = self._decode_packets(container, wanted_pts), -1, False
