@@ -11,11 +11,12 @@ is skipped, and the next append starts on a fresh line.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from vidfake.jsonl import append_line
 
 PATTERN = "rank-*.jsonl"
 
@@ -66,15 +67,7 @@ class ShardStore:
     def append(self, key: str, run: int, record: dict) -> None:
         """Add one finished file to this process's shard, on disk before returning."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"key": key, "run": run, "record": record}, default=self.default) + "\n"
-        with self.path.open("a+b") as handle:
-            if handle.tell() > 0:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":  # a torn line from a killed run: keep ours apart
-                    line = "\n" + line
-            handle.write(line.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_line(self.path, json.dumps({"key": key, "run": run, "record": record}, default=self.default))
 
     def clear(self) -> None:
         """Delete every shard (a fresh run, or the shards once merged); the folder goes

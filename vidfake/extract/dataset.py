@@ -33,6 +33,7 @@ from vidfake.extract.failures import file_failure, open_debug_log
 from vidfake.extract.media_types import media_kind
 from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaFaces, current_extract_keys
 from vidfake.extract.video import DecodeError, NoAudioError, read_audio
+from vidfake.jsonl import append_line, read_lines
 
 AUDIO_RATE = 16000  # the rate the audio-visual sync head consumes
 
@@ -143,23 +144,13 @@ def json_default(value):
 
 
 def _append_line(path: Path, record: dict) -> None:
-    """Append one JSON line and flush it to disk, so a crash loses at most the file in hand."""
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, default=json_default) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one record to disk at once, so a crash loses at most the file in hand."""
+    append_line(path, json.dumps(record, default=json_default))
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
-    """Lines of a JSONL file; a torn last line (killed mid-write) is ignored."""
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+    """Records of a JSONL file; lines torn by a kill mid-write are skipped."""
+    return read_lines(path)
 
 
 def write_labels_csv(out_dir: Path) -> int:
