@@ -262,3 +262,16 @@ def test_bias_enters_every_probability_and_is_checked():
         AggregationConfig(bias=float("nan"))
     with pytest.raises(ValueError, match="rank fakes below reals"):
         fit_temperature_and_bias([-3.0, -2.0, 2.0, 3.0], [1, 1, 0, 0])
+
+
+def test_separable_logits_clamp_the_temperature_and_refit_the_bias():
+    """Every fake above every real, the gap away from 0: the joint fit runs towards an
+    unbounded slope; the clamped temperature gets a bias of its own that still puts the
+    decision in the gap, so no score is pushed to one side."""
+    reals, fakes = [2.0, 2.2, 2.4, 2.1], [3.0, 3.2, 3.4, 3.1]
+    t, b = fit_temperature_and_bias(reals + fakes, [0] * 4 + [1] * 4)
+    assert t == pytest.approx(0.05)
+    config = AggregationConfig(temperature=t, bias=b)
+    assert max(config.probability(z) for z in reals) < 0.05
+    assert min(config.probability(z) for z in fakes) > 0.95
+    assert 2.4 < -b * t < 3.0  # the decision point lies in the gap

@@ -305,4 +305,33 @@ def fit_temperature_and_bias(logits: Sequence[float], labels: Sequence[int], bal
     if not slope > 0:
         raise ValueError("the logits rank fakes below reals here: no positive temperature fits")
     temperature = min(max(1.0 / slope, _T_BOUNDS[0]), _T_BOUNDS[1])
+    if temperature != 1.0 / slope:
+        # separable (or nearly flat) logits: the joint fit ran towards an unbounded slope,
+        # and its bias belongs to that slope. Keep the decision point it found and refit
+        # the bias for the temperature actually used.
+        bias = _refit_bias(z, signs, weights, 1.0 / temperature, start=bias / slope / temperature)
     return temperature, bias
+
+
+def _refit_bias(z: np.ndarray, signs: np.ndarray, weights: np.ndarray, slope: float, start: float,
+                iterations: int = 50) -> float:
+    """The bias minimising the weighted log loss of ``sigmoid(slope * z + bias)`` with the
+    slope fixed (Newton's method in one convex variable, from ``start``)."""
+    y = (signs > 0).astype(float)
+
+    def loss(b: float) -> float:
+        return float(np.sum(weights * np.logaddexp(0.0, -signs * (slope * z + b))))
+
+    bias, current = start, loss(start)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(slope * z + bias, -50, 50)))
+        step = float(np.sum(weights * (p - y))) / (float(np.sum(weights * p * (1 - p))) + 1e-12)
+        for _ in range(30):
+            value = loss(bias - step)
+            if value <= current:
+                break
+            step /= 2
+        bias, improved, current = bias - step, current - value, value
+        if abs(step) < 1e-10 or improved < 1e-12:
+            break
+    return bias
