@@ -3,6 +3,7 @@ not grow with a video's length (``every:K`` plans over long videos)."""
 from __future__ import annotations
 
 import json
+import weakref
 
 import numpy as np
 import pytest
@@ -84,6 +85,27 @@ def test_tracks_are_buffered_apart_and_unfinished_ones_are_dropped():
     assert len(model.clips) == 1
 
 
+def test_clips_sent_together_share_one_copy_that_is_not_kept_after_the_model():
+    """Taking clip after clip from a track's buffer copies its crops once (the clips are
+    views of one joined array), and once the model has them nothing keeps that array."""
+    bases: list[list[weakref.ref]] = []
+
+    class Watching(Model):
+        def __call__(self, clips) -> list[ClipResult]:
+            assert len({id(c.crops.base) for c in clips}) == 1
+            bases.append([weakref.ref(c.crops.base) for c in clips])
+            return super().__call__(clips)
+
+    model = Watching()
+    stream = ClipStream(model, parse_plan("every:1"), 10_000, max_clip=32)
+    for start in range(0, 1000, 100):  # segments of 100 sampled frames: 2 to 4 clips each
+        feed(stream, 0, np.arange(start, start + 100))
+        assert all(ref() is None for ref in bases[-1])  # the stream kept only the rest, copied out
+    assert max(len(b) for b in bases) >= 3 and stream.peak_held <= 100 + 2 * 32 - 1
+    stream.finish(0)
+    np.testing.assert_array_equal(np.concatenate(model.clips), np.arange(1000))
+
+
 @pytest.fixture(scope="module")
 def long_face_video(tmp_path_factory):
     return media.moving_face_video(tmp_path_factory.mktemp("long") / "long.mp4", n_frames=120, size=(160, 120),
@@ -128,3 +150,64 @@ def test_scoring_an_every_plan_streams_crops_in_bounded_chunks(long_face_video, 
         (track,) = record["tracks"]
         assert track["frames"] >= 110 and track["clips"] == 4  # 32 + 32 + the rest in two halves
     assert streamed["tracks"][0]["frames"] == whole["tracks"][0]["frames"]
+
+
+class WatchedReader:
+    """A video reader that keeps a weak reference to every batch of frames it decodes, so
+    a test can count the decoded frames still alive at any moment."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.batches: list[weakref.ref] = []
+        self.alive_at_decode: list[int] = []
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
+    def __enter__(self) -> WatchedReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.reader.close()
+
+    def alive(self) -> int:
+        return sum(ref() is not None for ref in self.batches)
+
+    def iter_chunks(self, indices, chunk_size):
+        self.alive_at_decode.append(self.alive())
+        for found, frames in self.reader.iter_chunks(indices, chunk_size):
+            self.batches.append(weakref.ref(frames))
+            yield found, frames
+
+
+def test_extraction_holds_one_segment_of_frames_and_none_while_handing_over_crops(long_face_video, monkeypatch):
+    """120 sampled frames read in segments of 18 (``max_buffer_mb`` 1 at 160x120): a segment's
+    frames are gone before the next is decoded and before its crops reach the sink (where
+    scoring runs the model), so neither the frames of a long video nor frames and model
+    together pile up."""
+    import vidfake.extract.pipeline as pipeline
+    from vidfake.extract.pipeline import ExtractConfig, FaceExtractor
+
+    readers: list[WatchedReader] = []
+    open_video = pipeline.open_video
+
+    def open_watched(*args, **kwargs) -> WatchedReader:
+        readers.append(WatchedReader(open_video(*args, **kwargs)))
+        return readers[-1]
+
+    monkeypatch.setattr(pipeline, "open_video", open_watched)
+    alive_at_sink: list[int] = []
+    handed: list[int] = []
+
+    def sink(track_id, frame_indices, timestamps, crops, mouths) -> None:
+        alive_at_sink.append(readers[-1].alive())
+        handed.extend(frame_indices.tolist())
+
+    faces = FaceExtractor(ExtractConfig(plan="every:1", max_buffer_mb=1)).extract_video(
+        long_face_video.path, sink_for=lambda turn: sink)
+    (reader,) = readers
+    assert len(reader.batches) == -(-120 // 18)  # 7 segments, each decoded once
+    assert reader.alive_at_decode == [0] * 7 and reader.alive() == 0
+    assert len(alive_at_sink) >= 6 and alive_at_sink == [0] * len(alive_at_sink)
+    (face,) = faces.faces
+    assert face.crops is None and sorted(handed) == face.track.frame_indices.tolist()

@@ -60,9 +60,10 @@ class _Buffer:
         return sum(len(part) for part in self.frame_indices)
 
     def take(self, n: int) -> StreamedClip:
-        """Remove and return the first ``n`` buffered frames."""
-        parts = {name: np.concatenate(getattr(self, name)) for name in ("frame_indices", "timestamps", "crops")}
-        mouths = np.concatenate(self.mouths) if self.mouths else None
+        """Remove and return the first ``n`` buffered frames. The clip and the rest are
+        views of one joined array, so taking clip after clip copies the crops once."""
+        parts = {name: _joined(getattr(self, name)) for name in ("frame_indices", "timestamps", "crops")}
+        mouths = _joined(self.mouths) if self.mouths else None
         clip = StreamedClip(parts["frame_indices"][:n], parts["timestamps"][:n], parts["crops"][:n],
                             None if mouths is None else mouths[:n])
         self.frame_indices = [parts["frame_indices"][n:]]
@@ -71,8 +72,19 @@ class _Buffer:
         self.mouths = [] if mouths is None else [mouths[n:]]
         return clip
 
+    def compact(self) -> None:
+        """Copy what is left out of the joined array the clips taken were views of, so
+        that array is freed with them."""
+        self.crops = [np.concatenate(self.crops)] if self.crops else []
+        self.mouths = [np.concatenate(self.mouths)] if self.mouths else []
+
     def first_frames(self) -> np.ndarray:
         return np.concatenate(self.frame_indices) if self.frame_indices else np.zeros(0, np.int64)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """``parts`` as one array: the part itself when there is only one (no copy)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 class ClipStream:
@@ -128,6 +140,7 @@ class ClipStream:
             ready.append(buffer.take(n))
             self.held -= n
         if ready:
+            buffer.compact()
             self._results.setdefault(track_id, []).extend(self._run(ready))
 
     def _ready_length(self, buffer: _Buffer, final: bool) -> int:

@@ -110,11 +110,15 @@ class FaceDetector:
         import torch
 
         crops, owners, squares = [], [], []
-        frames = torch.as_tensor(small_frames, device=self.device).permute(0, 3, 1, 2).float()
         for frame_i, frame_boxes in enumerate(boxes):
-            for box in np.asarray(frame_boxes, np.float32).reshape(-1, 4) * scale:
+            frame_boxes = np.asarray(frame_boxes, np.float32).reshape(-1, 4) * scale
+            if not len(frame_boxes):
+                continue
+            # one frame in float at a time: a whole segment in float is 4x its uint8 size
+            frame = torch.as_tensor(small_frames[frame_i], device=self.device).permute(2, 0, 1).float()
+            for box in frame_boxes:
                 square = _square(box)
-                crops.append(_crop_padded(frames[frame_i], square, 48))
+                crops.append(_crop_padded(frame, square, 48))
                 owners.append(frame_i)
                 squares.append(square)
         out = [FrameDetections() for _ in boxes]

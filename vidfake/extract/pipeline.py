@@ -3,7 +3,8 @@
 
 Memory stays bounded: frames are decoded in chunks and full-resolution frames are held
 for one segment of the plan at a time (``max_buffer_mb``); only detections (a few
-numbers a face) and the small crops outlive a segment.
+numbers a face) and the small crops outlive a segment, and with a crop sink the crops
+leave too, after the segment's frames are freed.
 
 Speed comes from three choices: decoding only the planned frames, detecting on a
 downscaled copy, and running the full detector on every ``keyframe_interval``-th sampled
@@ -46,6 +47,7 @@ from vidfake.extract.video import (
     probe_packets,
     turn_frames,
 )
+from vidfake.memory import release_freed_memory
 
 
 class MediaError(DecodeError):
@@ -227,6 +229,7 @@ class FaceExtractor:
         wanted = self.plan.indices(info.num_frames)
         frame_bytes = info.width * info.height * 3
         segment_len = max(1, (cfg.max_buffer_mb << 20) // frame_bytes)
+        segmented = len(wanted) > segment_len  # see release_freed_memory: worth its cost on long plans only
         scale = detection_scale(info.width, info.height, cfg.face_detector.max_side)
 
         decoded: list[int] = []
@@ -255,9 +258,13 @@ class FaceExtractor:
                         tracks = select_tracks(tracks, len(decoded), cfg.tracker)
                 with _timed(timings, "crop"):
                     _crop_segment(frames, first_step, tracks, decoded, crops, cfg)
-                if sink is not None:
-                    _hand_over(crops, first_step, decoded, reader.timestamps, sink)
+                # the segment's frames go before the sink runs the model on its crops, so
+                # the two largest buffers of scoring are never held together
                 del frames, small
+                if segmented:
+                    release_freed_memory()
+                if sink is not None:
+                    _hand_over(crops, first_step, decoded, reader.timestamps, sink, segmented)
             timestamps = reader.timestamps[np.asarray(decoded, dtype=np.int64)]
 
         if not decoded:
@@ -375,9 +382,12 @@ def _assemble(tracks: list[FaceTrack], decoded: list[int], crops: dict, cfg: Ext
     return faces
 
 
-def _hand_over(crops: dict, first_step: int, decoded: list[int], timestamps: np.ndarray, sink: CropSink) -> None:
+def _hand_over(crops: dict, first_step: int, decoded: list[int], timestamps: np.ndarray, sink: CropSink,
+               release: bool = False) -> None:
     """Give the sink the crops cut in the segment starting at ``first_step``, one call per
-    track in frame order, keeping only the boxes they were cut at."""
+    track in frame order, keeping only the boxes they were cut at. A track's crops are
+    stacked and dropped from ``crops`` before its sink call, so they are not held twice
+    while the sink runs the model."""
     by_track: dict[int, list[int]] = defaultdict(list)
     for track_id, step in crops:
         if step >= first_step:
@@ -386,10 +396,14 @@ def _hand_over(crops: dict, first_step: int, decoded: list[int], timestamps: np.
         steps.sort()
         cut = [crops[(track_id, step)] for step in steps]
         frames = np.asarray([decoded[step] for step in steps], np.int64)
+        faces = np.stack([c[0] for c in cut])
         mouths = np.stack([c[1] for c in cut]) if cut[0][1] is not None else None
-        sink(track_id, frames, timestamps[frames], np.stack([c[0] for c in cut]), mouths)
         for step, (_, _, box) in zip(steps, cut):
             crops[(track_id, step)] = (None, None, box)
+        del cut
+        sink(track_id, frames, timestamps[frames], faces, mouths)
+        if release:  # what the sink freed (a model's batches) goes back before the next track's turn
+            release_freed_memory()
 
 
 def _face_frames(faces: MediaFaces) -> int:

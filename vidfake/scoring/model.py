@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from vidfake.checkpoint import Checkpoint, CheckpointError, CheckpointHeader, load_checkpoint
 from vidfake.clip_stream import ClipResult, StreamedClip
 from vidfake.extract.video import AudioTrack
+from vidfake.memory import release_freed_memory
 from vidfake.scoring.batching import audio_batch, clip_batches, pad
 from vidfake.temporal import ModelConfig
 
@@ -65,7 +66,9 @@ class ClipModel:
         device, model = self.device, self.module
         mouth_size = self.config.mouth_size if self.config.sync else None
         results: list[ClipResult] = []
-        for part in clip_batches(clips):
+        for k, part in enumerate(clip_batches(clips)):
+            if k:  # the last batch's activations, freed, would stay resident under this one
+                release_freed_memory()
             batch = pad(part, self.config.input_size, mouth_size)
             sound = audio_batch(batch, audio, fps)
             with torch.inference_mode():
