@@ -13,10 +13,10 @@ import pytest
 
 from tests.tiny_models import write_tiny_checkpoint
 from vidfake.cli import main
-from vidfake.extract.dataset import read_jsonl
 from vidfake.extract.failures import UNREADABLE, UNSUPPORTED, file_failure
 from vidfake.extract.pipeline import MediaError
 from vidfake.extract.video import DecodeError
+from vidfake.jsonl import read_lines
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +90,10 @@ def test_extract_goes_on_past_a_file_that_raises(folder, planted, tmp_path, caps
                  "--debug-log", str(log)])
     summary = json.loads(capsys.readouterr().out)
     assert code == 1 and (summary["ok"], summary["failed"]) == (2, 1)
-    (error,) = read_jsonl(out_dir / "errors.jsonl")
+    (error,) = read_lines(out_dir / "errors.jsonl")
     assert error["media_id"] == "bad" and error["status"] == "unreadable"
     assert "unexpected ZeroDivisionError while processing it: planted bug" in error["reason"]
-    assert {r["media_id"] for r in read_jsonl(out_dir / "tracks.jsonl")} == {"good", "later"}
+    assert {r["media_id"] for r in read_lines(out_dir / "tracks.jsonl")} == {"good", "later"}
     assert "ZeroDivisionError: planted bug" in log.read_text()
 
 

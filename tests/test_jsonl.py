@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from vidfake.extract.dataset import _append_line, read_jsonl
+from vidfake.extract.dataset import _append_line
 from vidfake.jsonl import append_line, read_lines
 
 
@@ -27,4 +27,4 @@ def test_extraction_records_survive_a_torn_line(tmp_path):
     _append_line(path, {"path": "a.mp4", "tracks": []})
     path.write_bytes(path.read_bytes() + b'{"path": "b.mp4", "tra')
     _append_line(path, {"path": "b.mp4", "tracks": [{"id": 0}]})
-    assert [r["path"] for r in read_jsonl(path)] == ["a.mp4", "b.mp4"]
+    assert [r["path"] for r in read_lines(path)] == ["a.mp4", "b.mp4"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidfake.jsonl import append_line
+from vidfake.jsonl import append_line, read_lines
 
 PATTERN = "rank-*.jsonl"
 
@@ -52,16 +52,14 @@ class ShardStore:
         """The latest entry of every key in every shard."""
         entries: dict[str, ShardEntry] = {}
         for path in self.files():
-            with path.open(encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        raw = json.loads(line)
-                        entry = ShardEntry(str(raw["key"]), int(raw["run"]), raw["record"])
-                    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                        continue  # torn by a kill mid-write
-                    previous = entries.get(entry.key)
-                    if previous is None or entry.run >= previous.run:
-                        entries[entry.key] = entry
+            for raw in read_lines(path):  # lines torn by a kill are skipped there
+                try:
+                    entry = ShardEntry(str(raw["key"]), int(raw["run"]), raw["record"])
+                except (KeyError, TypeError, ValueError):
+                    continue  # a line that decodes but is not an entry
+                previous = entries.get(entry.key)
+                if previous is None or entry.run >= previous.run:
+                    entries[entry.key] = entry
         return entries
 
     def append(self, key: str, run: int, record: dict) -> None:

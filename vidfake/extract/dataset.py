@@ -148,11 +148,6 @@ def _append_line(path: Path, record: dict) -> None:
     append_line(path, json.dumps(record, default=json_default))
 
 
-def read_jsonl(path: Path) -> Iterator[dict]:
-    """Records of a JSONL file; lines torn by a kill mid-write are skipped."""
-    return read_lines(path)
-
-
 def write_labels_csv(out_dir: Path) -> int:
     """Rebuild ``labels.csv`` from ``tracks.jsonl``; rows only for labelled files."""
     rows = 0
@@ -160,7 +155,7 @@ def write_labels_csv(out_dir: Path) -> int:
     with tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["img_name", "target"])
-        for record in read_jsonl(out_dir / "tracks.jsonl"):
+        for record in read_lines(out_dir / "tracks.jsonl"):
             if record.get("label") is None:
                 continue
             for track in record.get("tracks", []):
@@ -258,8 +253,8 @@ def _process_in_worker(item: MediaItem, label: LabelInfo, out_dir: Path, options
 def finished_files(out_dir: Path) -> set[str]:
     """Files a previous run completed (resolved paths): written tracks, and files with no
     face. A file that failed is not among them: ``--resume`` tries it again."""
-    done = {r["path"] for r in read_jsonl(out_dir / "tracks.jsonl")}
-    done |= {r["path"] for r in read_jsonl(out_dir / "errors.jsonl") if r.get("status") == "no_face"}
+    done = {r["path"] for r in read_lines(out_dir / "tracks.jsonl")}
+    done |= {r["path"] for r in read_lines(out_dir / "errors.jsonl") if r.get("status") == "no_face"}
     return done
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from vidfake.extract.crop import CropConfig, square_region
-from vidfake.extract.dataset import read_jsonl
+from vidfake.jsonl import read_lines
 from vidfake.train.audio import SyncAudio, clip_audio
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def load_extracted(dir: Path, clip_len: int | None = None, stride: int = 1, cons
     crop = _crop_config(out_dir)
     items: list[ClipItem] = []
     unlabelled = 0
-    for record in read_jsonl(out_dir / "tracks.jsonl"):
+    for record in read_lines(out_dir / "tracks.jsonl"):
         if record.get("status", "ok") != "ok":
             continue
         if record.get("label") is None:
