@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_models import write_tiny_checkpoint
 from vidfake.cli import main
 from vidfake.extract.failures import UNREADABLE, UNSUPPORTED, file_failure
 from vidfake.extract.pipeline import MediaError
@@ -20,8 +19,8 @@ from vidfake.jsonl import read_lines
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("failures_ckpt") / "tiny.safetensors")
+def checkpoint(sync_checkpoint) -> Path:
+    return sync_checkpoint
 
 
 @pytest.fixture

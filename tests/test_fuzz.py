@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from tests import media
-from tests.tiny_models import write_tiny_checkpoint
 from vidfake import fuzz
 from vidfake.cli import main
 from vidfake.extract.pipeline import MediaError, load_image
@@ -41,8 +40,8 @@ def seeds(tmp_path_factory) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("fuzz_ckpt") / "tiny.safetensors")
+def checkpoint(sync_checkpoint) -> Path:
+    return sync_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pytest
 
 from tests import media
 from tests.serve.helpers import Server
-from tests.tiny_models import write_tiny_checkpoint
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -40,12 +39,11 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, browser):
+def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, browser, checkpoint):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
     clip = media.moving_face_video(tmp_path / "interview clip.mp4", n_frames=40)
     with Server(checkpoint, tmp_path / "data", token=TOKEN, env={"VIDFAKE_TOKEN": TOKEN}) as server:
         browser.get(server.url + "/")
@@ -120,14 +118,13 @@ def test_upload_on_the_page_shows_verdict_timeline_faces_and_warnings(tmp_path, 
         assert not severe, severe
 
 
-def test_try_the_example_is_offered_until_something_was_scored(tmp_path, browser):
+def test_try_the_example_is_offered_until_something_was_scored(tmp_path, browser, checkpoint):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     from vidfake.examples import EXAMPLE_FILE
 
-    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
     with Server(checkpoint, tmp_path / "data") as server:
         browser.get(server.url + "/")
         wait = WebDriverWait(browser, 120, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
@@ -151,14 +148,13 @@ def test_try_the_example_is_offered_until_something_was_scored(tmp_path, browser
         assert not severe, severe
 
 
-def test_api_docs_render_offline_and_use_the_pages_token(tmp_path, browser):
+def test_api_docs_render_offline_and_use_the_pages_token(tmp_path, browser, checkpoint):
     """/docs draws every endpoint from files this server serves; with a token set, the
     schema is fetched with the token the main page stored (no CDN, no second login)."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
     with Server(checkpoint, tmp_path / "data", token=TOKEN, env={"VIDFAKE_TOKEN": TOKEN}).start(wait_ready=False) as server:
         wait = WebDriverWait(browser, 60, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
         browser.get(server.url + "/docs")

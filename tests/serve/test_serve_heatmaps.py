@@ -11,7 +11,6 @@ from PIL import Image
 
 from tests import media
 from tests.serve.helpers import Server, upload, wait_done
-from tests.tiny_models import write_tiny_checkpoint
 from vidfake.serve.heatmap_files import heatmap_links, name_only
 
 TOKEN = "heat-token"
@@ -34,8 +33,8 @@ def test_links_name_the_pictures_by_file_name_only():
 
 
 @pytest.mark.slow
-def test_a_jobs_heat_maps_are_served_with_its_data_and_deleted_with_it(tmp_path):
-    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.safetensors")  # no mask head: Grad-CAM
+def test_a_jobs_heat_maps_are_served_with_its_data_and_deleted_with_it(tmp_path, checkpoint):
+    # the tiny checkpoint has no mask head: the maps are Grad-CAM
     video = media.moving_face_video(tmp_path / "clip.mp4", n_frames=40)
     image = media.face_image(tmp_path / "still.jpg")
     data = tmp_path / "data"

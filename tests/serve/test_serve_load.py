@@ -11,7 +11,6 @@ import pytest
 
 from tests import media
 from tests.serve.helpers import Server, all_jobs, upload, wait_done
-from tests.tiny_models import write_tiny_checkpoint
 
 UPLOADS, CLIENTS, QUEUE = 50, 8, 4
 TIME_BOUND_S = 240.0
@@ -19,8 +18,7 @@ TIME_BOUND_S = 240.0
 pytestmark = pytest.mark.slow  # end-to-end: a server and dozens of uploads
 
 
-def test_50_uploads_from_8_clients(tmp_path):
-    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
+def test_50_uploads_from_8_clients(tmp_path, checkpoint):
     clip = media.moving_face_video(tmp_path / "clip.mp4", n_frames=20, size=(160, 120), face_height=60).path
     with Server(checkpoint, tmp_path / "data", "--queue-size", str(QUEUE)) as server:
         start = time.monotonic()

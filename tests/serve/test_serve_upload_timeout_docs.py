@@ -9,7 +9,6 @@ import time
 import pytest
 
 from tests.serve.helpers import Server
-from tests.tiny_models import write_tiny_checkpoint
 from vidfake.serve.uploads import UploadRejected, receive_upload
 
 BOUNDARY = "vidfakeboundary"
@@ -51,9 +50,9 @@ def test_an_upload_within_the_limit_is_received(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, checkpoint):
     root = tmp_path_factory.mktemp("serve-limits")
-    server = Server(write_tiny_checkpoint(root / "tiny.safetensors"), root / "data", "--upload-timeout", "2")
+    server = Server(checkpoint, root / "data", "--upload-timeout", "2")
     with server.start(wait_ready=False) as running:  # uploads and pages do not wait for the model
         yield running
 
