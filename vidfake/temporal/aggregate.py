@@ -278,18 +278,37 @@ def fit_temperature_and_bias(logits: Sequence[float], labels: Sequence[int], bal
     n_fake = y.sum()
     weights = np.where(y == 1, len(y) / (2 * n_fake), len(y) / (2 * (len(y) - n_fake))) if balanced \
         else np.ones_like(y)
-    x = np.stack([z, np.ones_like(z)], axis=1)
     signs = np.where(y == 1, 1.0, -1.0)
+    ones = np.ones_like(z)
+    slope, bias = _fit_platt(np.stack([z, ones], axis=1), np.zeros_like(z), weights, signs, iterations)
+    if not slope > 0:
+        raise ValueError("the logits rank fakes below reals here: no positive temperature fits")
+    temperature = min(max(1.0 / slope, _T_BOUNDS[0]), _T_BOUNDS[1])
+    if temperature != 1.0 / slope:
+        # separable (or nearly flat) logits: the joint fit ran towards an unbounded slope,
+        # and its bias belongs to that slope. Refit the bias alone for the temperature
+        # actually used, starting from the decision point the joint fit found.
+        (bias,) = _fit_platt(ones[:, None], z / temperature, weights, signs, iterations,
+                             start=np.array([bias / slope / temperature]))
+    return temperature, bias
+
+
+def _fit_platt(x: np.ndarray, offset: np.ndarray, weights: np.ndarray, signs: np.ndarray, iterations: int,
+               start: np.ndarray | None = None) -> tuple[float, ...]:
+    """``theta`` minimising the weighted log loss of ``sigmoid(x @ theta + offset)``: Newton's
+    method on the convex loss, halving a step that does not lower it. From ``theta = 0``
+    (p = 0.5 everywhere) unless ``start`` is given."""
+    y = (signs > 0).astype(float)
 
     def loss(t: np.ndarray) -> float:
-        return float(np.sum(weights * np.logaddexp(0.0, -signs * (x @ t))))
+        return float(np.sum(weights * np.logaddexp(0.0, -signs * (x @ t + offset))))
 
-    theta = np.zeros(2)  # Newton from p = 0.5 everywhere, halving a step that does not lower the loss
+    theta = np.zeros(x.shape[1]) if start is None else start.astype(float)
     current = loss(theta)
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ theta, -50, 50)))
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ theta + offset, -50, 50)))
         gradient = x.T @ (weights * (p - y))
-        hessian = (x * (weights * p * (1 - p))[:, None]).T @ x + 1e-9 * np.eye(2)
+        hessian = (x * (weights * p * (1 - p))[:, None]).T @ x + 1e-9 * np.eye(x.shape[1])
         step = np.linalg.solve(hessian, gradient)
         for _ in range(30):
             candidate = theta - step
@@ -301,37 +320,4 @@ def fit_temperature_and_bias(logits: Sequence[float], labels: Sequence[int], bal
         current = value
         if np.abs(step).max() < 1e-10 or improved < 1e-12:
             break
-    slope, bias = float(theta[0]), float(theta[1])
-    if not slope > 0:
-        raise ValueError("the logits rank fakes below reals here: no positive temperature fits")
-    temperature = min(max(1.0 / slope, _T_BOUNDS[0]), _T_BOUNDS[1])
-    if temperature != 1.0 / slope:
-        # separable (or nearly flat) logits: the joint fit ran towards an unbounded slope,
-        # and its bias belongs to that slope. Keep the decision point it found and refit
-        # the bias for the temperature actually used.
-        bias = _refit_bias(z, signs, weights, 1.0 / temperature, start=bias / slope / temperature)
-    return temperature, bias
-
-
-def _refit_bias(z: np.ndarray, signs: np.ndarray, weights: np.ndarray, slope: float, start: float,
-                iterations: int = 50) -> float:
-    """The bias minimising the weighted log loss of ``sigmoid(slope * z + bias)`` with the
-    slope fixed (Newton's method in one convex variable, from ``start``)."""
-    y = (signs > 0).astype(float)
-
-    def loss(b: float) -> float:
-        return float(np.sum(weights * np.logaddexp(0.0, -signs * (slope * z + b))))
-
-    bias, current = start, loss(start)
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(slope * z + bias, -50, 50)))
-        step = float(np.sum(weights * (p - y))) / (float(np.sum(weights * p * (1 - p))) + 1e-12)
-        for _ in range(30):
-            value = loss(bias - step)
-            if value <= current:
-                break
-            step /= 2
-        bias, improved, current = bias - step, current - value, value
-        if abs(step) < 1e-10 or improved < 1e-12:
-            break
-    return bias
+    return tuple(float(v) for v in theta)
