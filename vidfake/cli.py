@@ -368,6 +368,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clip", type=float, help="log-loss probability clipping (default: DFDC's)")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the checkpoint's, or 0.5)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals")
+    p.add_argument("--by", action="append", default=[], metavar="COLUMN",
+                   help="always report per value of this label column, however many values it has (e.g. source); "
+                        "repeatable")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--json", action="store_true", help="print metrics.json")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -419,6 +422,7 @@ def _run_eval(args: argparse.Namespace) -> int:
                 return 0
         settings = replace(
             settings, policy=args.missing, n_boot=args.bootstrap,
+            **({"by": tuple(args.by)} if args.by else {}),
             **({"clip": args.clip} if args.clip is not None else {}),
             **({"threshold": args.threshold} if args.threshold is not None else {}),
         )

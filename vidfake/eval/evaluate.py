@@ -204,6 +204,21 @@ def _metrics_or_counts(labels: np.ndarray, scores: np.ndarray, threshold: float,
         }
 
 
+def _fakes_vs_all_reals(column: str, scored: Scored, threshold: float, clip: float, n_boot: int) -> dict:
+    """Each group that holds fakes but no reals, measured against every real file of the set:
+    the usual per-method protocol (FF++), and the only AUC a fake-only source can have."""
+    by_value: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(scored.rows):
+        by_value[row.get(column) or "unknown"].append(i)
+    reals = [i for i, label in enumerate(scored.labels) if label == 0]
+    result = {}
+    for value, idx in sorted(by_value.items()):
+        if reals and all(scored.labels[i] == 1 for i in idx):
+            both = idx + reals
+            result[value] = _metrics_or_counts(scored.labels[both], scored.scores[both], threshold, clip, n_boot)
+    return result
+
+
 def evaluate_predictions(
     rows: Sequence[dict],
     threshold: float,
@@ -211,8 +226,10 @@ def evaluate_predictions(
     policy: str = "exclude",
     n_boot: int = 1000,
     frame_rows: Sequence[dict] | None = None,
+    by: Sequence[str] = (),
 ) -> dict:
-    """Every number of the report, from prediction rows alone."""
+    """Every number of the report, from prediction rows alone. ``by``: columns always
+    reported per value (e.g. ``source``), however many values they have."""
     if not rows:
         raise EvalError("the predictions are empty: nothing was scored")
     coverage = dict(Counter(r["status"] for r in rows))
@@ -226,7 +243,12 @@ def evaluate_predictions(
         raise EvalError(f"cannot compute metrics: {error}") from None
     group_columns = [c for c in rows[0] if c not in ("path", "name", "label", "score", "logit", "status")]
     groups = {c: _group_metrics(list(rows), c, scored, threshold, clip, n_boot) for c in group_columns}
-    groups = {c: g for c, g in groups.items() if 1 < len(g) <= min(MAX_GROUPS, max(4, len(rows) // 3))}
+    missing = [c for c in by if c not in group_columns]
+    if missing:
+        raise EvalError(f"no column {', '.join(missing)} in the predictions (columns: {', '.join(group_columns)})")
+    groups = {c: g for c, g in groups.items()
+              if c in by or 1 < len(g) <= min(MAX_GROUPS, max(4, len(rows) // 3))}
+    versus_reals = {c: _fakes_vs_all_reals(c, scored, threshold, clip, n_boot) for c in groups}
     order = np.argsort(scored.scores)
     real_idx = [i for i in order[::-1] if scored.labels[i] == 0 and scored.scores[i] >= threshold][:10]
     fake_idx = [i for i in order if scored.labels[i] == 1 and scored.scores[i] < threshold][:10]
@@ -234,6 +256,7 @@ def evaluate_predictions(
         "video": overall,
         "coverage": coverage,
         "groups": groups,
+        "fakes_vs_all_reals": {c: v for c, v in versus_reals.items() if v},
         "worst_false_positives": [_brief(scored.rows[i]) for i in real_idx],
         "worst_false_negatives": [_brief(scored.rows[i]) for i in fake_idx],
     }

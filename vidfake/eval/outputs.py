@@ -33,6 +33,10 @@ class EvalSettings:
     n_boot: int = 1000
     checkpoint: str = ""
     checkpoint_version: str = ""
+    by: tuple[str, ...] = ()  # columns always reported per value
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by", tuple(self.by))  # a list when read back from JSON
 
     def save(self, out_dir: Path) -> None:
         """Write the settings into the report folder."""
@@ -55,7 +59,8 @@ def build_report(pred_path: Path, out_dir: Path, settings: EvalSettings, title: 
     rows = read_predictions(pred_path)
     frame_path = pred_path.with_name("predictions_frames.csv")
     frame_rows = read_predictions(frame_path) if frame_path.exists() else None
-    metrics = evaluate_predictions(rows, settings.threshold, settings.clip, settings.policy, settings.n_boot, frame_rows)
+    metrics = evaluate_predictions(rows, settings.threshold, settings.clip, settings.policy, settings.n_boot, frame_rows,
+                                   by=settings.by)
     scored = scored_rows(rows, settings.policy)
     metrics["video"]["ece"] = expected_calibration_error(scored.labels, scored.scores)
     metrics["settings"] = settings.__dict__
@@ -76,6 +81,7 @@ def build_report(pred_path: Path, out_dir: Path, settings: EvalSettings, title: 
     save_json(metrics, out_dir / "metrics.json")
     write_report(
         out_dir / "report.md", title=title, metrics=metrics["video"], groups=metrics["groups"],
+        fakes_vs_reals=metrics["fakes_vs_all_reals"],
         worst_false_positives=metrics["worst_false_positives"],
         worst_false_negatives=metrics["worst_false_negatives"],
         coverage=metrics["coverage"], settings=settings.__dict__, plots=plots, heatmaps=metrics.get("heatmaps"),

@@ -228,8 +228,9 @@ def _coverage_section(coverage: Mapping, settings: Mapping) -> list[str]:
     return lines
 
 
-def _groups_section(groups: Mapping[str, Mapping[str, Mapping]]) -> list[str]:
-    lines = ["## Per group", ""]
+def _groups_section(groups: Mapping[str, Mapping[str, Mapping]], heading: str = "## Per group",
+                    explanation: str = "") -> list[str]:
+    lines = [heading, ""] + ([explanation, ""] if explanation else [])
     if not groups:
         return lines + ["_No groupings._", ""]
     metric_headers = [h for _, h in METRIC_ROWS] + [k.upper() for k in CONFUSION_KEYS]
@@ -343,6 +344,7 @@ def write_report(
     metrics: Mapping,
     groups: Mapping[str, Mapping[str, Mapping]],
     worst_false_positives: Sequence[Mapping],
+    fakes_vs_reals: Mapping[str, Mapping[str, Mapping]] | None = None,
     worst_false_negatives: Sequence[Mapping],
     coverage: Mapping,
     settings: Mapping,
@@ -353,7 +355,8 @@ def write_report(
 
     ``path`` is the report file, or a directory (existing, or without a ``.md`` suffix) in
     which ``report.md`` is written. ``groups`` maps a grouping name (method, dataset, ...)
-    to {group value: metrics dict}; ``worst_*`` are dicts with path, score, label and any
+    to {group value: metrics dict}; ``fakes_vs_reals`` likewise, for the groups without real
+    files measured against all real files; ``worst_*`` are dicts with path, score, label and any
     group columns; ``plots`` maps a caption to an image path, linked relative to the report;
     ``heatmaps``: the worst errors' heat maps (``vidfake.eval.error_maps``), when drawn.
     """
@@ -369,6 +372,10 @@ def write_report(
     lines += _overall_section(metrics)
     lines += _coverage_section(coverage, settings)
     lines += _groups_section(groups)
+    if fakes_vs_reals:
+        lines += _groups_section(fakes_vs_reals, "## Fake-only groups against all real files", (
+            "A group with fakes and no real file has no AUC of its own: here its fakes are ranked against "
+            "every real file of the set (the per-method protocol of FaceForensics++)."))
     lines += _errors_section(
         "Worst false positives",
         f"Real files with the highest scores (flagged as fake at threshold {thr}).",

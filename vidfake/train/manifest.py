@@ -27,14 +27,15 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-COLUMNS = ("repo", "commit", "path", "label", "split", "group", "dataset", "method", "kind", "transform", "family")
-OPTIONAL = ("transform", "family")
-SPLITS = ("train", "dev")
+COLUMNS = ("repo", "commit", "path", "label", "split", "group", "dataset", "method", "kind", "transform", "family",
+           "sha256", "codec")
+OPTIONAL = ("transform", "family", "sha256", "codec")
+SPLITS = ("train", "dev", "wild-dev")  # dev: the dev-groups split; wild-dev: whole repositories held out
 TRANSFORMS = ("", "right-half")
 SHARED_REPO = "shared"
 
@@ -58,6 +59,8 @@ class ManifestRow:
     kind: str  # video or image
     transform: str = ""  # "" or "right-half" (side-by-side demos: the swap is on the right)
     family: str = ""  # datasets reported together (a generator's fakes with the real videos they drive)
+    sha256: str = ""  # of the file as stored (before a transform): how duplicates across repositories are found
+    codec: str = ""  # the video codec it came in, where known (reported per codec by `vidfake eval`)
 
     @property
     def local_name(self) -> str:
@@ -107,8 +110,8 @@ def find_git_dir(mirrors: Path, repo: str) -> Path:
     ``fetch`` makes), ``owner/name.git`` or ``owner/name`` (``git clone --mirror`` or a
     work tree)."""
     owner, _, name = repo.partition("/")
-    candidates = [mirrors / f"{owner}+{name}" / "repo", mirrors / owner / f"{name}.git", mirrors / owner / name / ".git",
-                  mirrors / owner / name]
+    candidates = [mirrors / f"{owner}+{name}" / "repo", mirrors / f"{owner}+{name}" / "repo" / ".git",
+                  mirrors / owner / f"{name}.git", mirrors / owner / name / ".git", mirrors / owner / name]
     for candidate in candidates:
         if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
             return candidate
@@ -218,12 +221,30 @@ def materialize(rows: Sequence[ManifestRow], out: Path, mirrors: Path | None = N
             continue
         with (out / f"labels_{split}.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["path", "label", "group", "dataset", "family", "method", "kind"])
+            writer.writerow(["path", "label", "group", "dataset", "family", "method", "kind", "source", "codec"])
             for r in split_rows:
-                writer.writerow([r.local_name, r.label, r.group, r.dataset, r.family or r.dataset, r.method, r.kind])
+                writer.writerow([r.local_name, r.label, r.group, r.dataset, r.family or r.dataset, r.method, r.kind,
+                                 r.repo, r.codec or "unknown"])
         # the same files, one per line, for `xargs -d '\n' -a files_<split>.txt vidfake extract ...`
         (out / f"files_{split}.txt").write_text("".join(f"{r.local_name}\n" for r in split_rows))
     return report
+
+
+def with_hashes(rows: Sequence[ManifestRow], mirrors: Path | None, shared: Path | None,
+                progress: bool = True) -> tuple[list[ManifestRow], list[tuple[str, str]]]:
+    """The rows with ``sha256`` filled in from their files (rows that already have one are
+    kept as they are), and the rows whose file could not be read, with the reason."""
+    filled, failed = [], []
+    for row in tqdm(rows, desc="hash", unit="file", disable=not progress):
+        if row.sha256:
+            filled.append(row)
+            continue
+        try:
+            filled.append(replace(row, sha256=hashlib.sha256(read_blob(row, mirrors, shared)).hexdigest()))
+        except ManifestError as error:
+            failed.append((row.local_name, str(error)))
+            filled.append(row)
+    return filled, failed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,9 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("manifest", nargs="+", help="manifest CSV(s), e.g. configs/data/default_model.csv")
     parser.add_argument("--mirrors", type=Path, help="folder of local clones (owner+name/repo, owner/name.git or owner/name)")
     parser.add_argument("--shared", type=Path, help="the ../shared/datasets folder, for rows whose repo is 'shared'")
-    parser.add_argument("--out", type=Path, required=True, help="output folder for the media and the labels CSVs")
+    parser.add_argument("--out", type=Path, help="output folder for the media and the labels CSVs (needed unless --write-hashes)")
     parser.add_argument("--split", choices=SPLITS, action="append", help="only these splits (default: all)")
+    parser.add_argument("--write-hashes", action="store_true",
+                        help="instead of copying media, fill each row's sha256 column in the manifest file itself "
+                             "(how the separation test finds byte-identical files across manifests)")
     args = parser.parse_args(argv)
+    if args.write_hashes:
+        return _write_hashes(args.manifest, args.mirrors, args.shared)
+    if args.out is None:
+        parser.error("--out is needed to copy media (or pass --write-hashes)")
     try:
         rows = [row for path in args.manifest for row in read_manifest(path)]
     except (OSError, ManifestError) as error:
@@ -251,6 +279,23 @@ def main(argv: list[str] | None = None) -> int:
     written = ", ".join(f"{split} {n}" for split, n in sorted(report.written.items()))
     print(f"wrote {written or 'nothing'}; {len(report.duplicates)} duplicate(s) skipped; {len(report.failed)} failed")
     return 1 if report.failed else 0
+
+
+def _write_hashes(manifests: Sequence[str], mirrors: Path | None, shared: Path | None) -> int:
+    status = 0
+    for path in manifests:
+        try:
+            rows = read_manifest(path)
+        except (OSError, ManifestError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        filled, failed = with_hashes(rows, mirrors, shared)
+        write_manifest(filled, path)
+        for name, reason in failed:
+            print(f"not hashed: {name}: {reason}", file=sys.stderr)
+        print(f"{path}: {sum(1 for r in filled if r.sha256)} of {len(filled)} rows hashed")
+        status = status or (1 if failed else 0)
+    return status
 
 
 if __name__ == "__main__":
