@@ -14,7 +14,7 @@ clips where the fixtures are absent. One process runs ``python -m vidfake score`
 processes run it under ``python -m torch.distributed.run --nproc_per_node N``, each with
 ``OMP_NUM_THREADS`` = cores / N so every run uses the same cores; a last run of one process
 on one thread shows what the threads alone bring. The model is an untrained
-``mobilenetv3_small_050`` at 128 px with the ``clips:2x8`` plan (``vidfake.checkpoint.init_checkpoint``):
+``mobilenetv3_small_050`` at 128 px with the ``clips:2x8`` plan (``vidfake.checkpoints.format.init_checkpoint``):
 the model is a small part of a file's time on CPU; decoding and face detection dominate.
 Every N-process run's scores are compared with the one-process run's (``max_abs_score_diff``).
 
@@ -46,7 +46,7 @@ def media_files(folder: Path, n: int) -> list[Path]:
     sources = sorted((p for sub in ("videos", "images") for p in (FIXTURES / sub).glob("*")
                       if p.suffix.lower() in MEDIA_SUFFIXES), key=lambda p: p.stat().st_size)
     if not sources:
-        from bench_score import media_helpers  # tests/media.py, loaded by file path
+        from bench_score import media_helpers  # vidfake/testing/media.py, loaded by file path
 
         media = media_helpers()
         sources = [media.moving_face_video(folder / "source_face.mp4").path,
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", default="", help="what else the machine was doing (recorded in the JSON)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "distributed_cpu.json")
     args = parser.parse_args(argv)
-    from vidfake.checkpoint import init_checkpoint
+    from vidfake.checkpoints.format import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
     from vidfake.temporal.config import ModelConfig
 

@@ -85,7 +85,7 @@ VARIANTS = {
 }
 
 # scikit-image astronaut: the head region pasted into the synthetic clip, and the face
-# box inside it (x1, y1, x2, y2 in the 512x512 image), as in tests/media.py.
+# box inside it (x1, y1, x2, y2 in the 512x512 image), as in vidfake/testing/media.py.
 ASTRONAUT_HEAD = (146, 20, 306, 200)
 ASTRONAUT_FACE = (181.0, 62.0, 268.0, 172.0)
 
@@ -517,7 +517,7 @@ def print_table(results: dict) -> None:
     for clip, backends in results["decode"].items():
         cells = "  ".join(f"{b}: {v['all_frames']['fps']:7.1f} | {v['uniform32']['fps']:6.1f}" for b, v in backends.items())
         print(f"  {clip:28s} {cells}")
-    print("\nDetection, ms per frame (batch of %d)" % DETECT_BATCH)
+    print(f"\nDetection, ms per frame (batch of {DETECT_BATCH})")
     print(f"  {'resolution':28s} {'input':>10s} {'downscale':>9s} {'detect':>8s} {'refine':>7s} {'fps':>6s} faces")
     for r in results["detection"]:
         print(f"  {r['resolution']:28s} {r['detect_input']:>10s} {r['downscale_ms_per_frame']:9.1f} "

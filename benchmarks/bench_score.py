@@ -12,7 +12,7 @@ table. What is measured:
 
 1. Speed: ``Scorer(ckpt).score_video(clip)`` end to end (decode + detect + track/crop +
    audio + model + aggregate) for two untrained checkpoints made with
-   ``vidfake.checkpoint.init_checkpoint`` and the ``clips:4x8`` plan (``CHECKPOINTS``: the default
+   ``vidfake.checkpoints.format.init_checkpoint`` and the ``clips:4x8`` plan (``CHECKPOINTS``: the default
    ``tf_efficientnet_lite0`` at 224 px and ``mobilenetv3_small_050`` at 128 px). Clips: the
    fixtures in ``<repo>/../shared/fixtures/videos`` (``CLIPS``; missing ones are skipped)
    and a synthetic 10 s 1080p clip (textured panning background, a face moving across,
@@ -52,7 +52,7 @@ import av
 import numpy as np
 import torch
 
-from vidfake.checkpoint import init_checkpoint
+from vidfake.checkpoints.format import init_checkpoint
 from vidfake.extract.pipeline import ExtractConfig
 from vidfake.scoring import Scorer
 from vidfake.temporal.config import ModelConfig
@@ -76,7 +76,7 @@ FPS = 30
 
 
 def media_helpers():
-    """``tests/media.py`` (head patch with its face box, sine tone), loaded by file path."""
+    """``vidfake/testing/media.py`` (head patch with its face box, sine tone), loaded by file path."""
     name = "vidfake_test_media"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "media.py")
@@ -329,10 +329,11 @@ def score_in_child(ckpt: Path, video: Path, plan: str | None, cap_kib: int) -> d
         time.sleep(0.05)
     stdout, stderr = proc.communicate()
     wall = round(time.perf_counter() - start, 2)
-    line = next((l for l in stdout.splitlines() if l.startswith("RESULT ")), None)
+    line = next((text for text in stdout.splitlines() if text.startswith("RESULT ")), None)
     if line is None:
         reason = f"killed above the {cap_kib / 2**20:g} GiB cap" if killed else f"exit {proc.returncode}"
-        partial = next((json.loads(l[len("EXTRACTED "):]) for l in stdout.splitlines() if l.startswith("EXTRACTED ")), {})
+        partial = next((json.loads(text[len("EXTRACTED "):]) for text in stdout.splitlines()
+                        if text.startswith("EXTRACTED ")), {})
         return {"error": reason, **partial, "stderr_tail": stderr[-2000:], "sampled_peak_rss_kib": sampled,
                 "process_s": wall}
     result = json.loads(line[len("RESULT "):])

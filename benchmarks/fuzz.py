@@ -10,21 +10,21 @@ Run from the repository root with the project's environment::
 
 Sources: the videos and images of ``<repo>/../shared/fixtures`` (``--fixtures``; skipped
 when absent), files given with ``--sources``, and small generated clips in six
-containers and codecs (``vidfake.fuzz.synthetic_seeds``, with a fixture face crop pasted
+containers and codecs (``vidfake.testing.fuzz.synthetic_seeds``, with a fixture face crop pasted
 in when there is one, so scoring gets past face detection). Mutant ``i`` takes the
 sources in turn and is rebuilt exactly from ``(--seed, source name, i // sources)``
-(``vidfake.fuzz.make_mutant``), so any finding can be replayed.
+(``vidfake.testing.fuzz.make_mutant``), so any finding can be replayed.
 
 Each mutant goes through the ``decode`` stage (probe, open, 8 frames, the audio) and the
 ``score`` stage (a ``Scorer`` with a tiny untrained checkpoint and ``--frames`` frames),
-each call in a child process (``vidfake.fuzz.FuzzTask``) that is killed past
+each call in a child process (``vidfake.testing.fuzz.FuzzTask``) that is killed past
 ``--time-limit`` seconds: a *hang*. A *crash* is an exception no caller expects (at the
 score stage, one the per-file safety net had to catch) or the child dying (a native
 crash, reported with its signal). Peak memory is the child's ``VmHWM`` for that one file
 (reset before each): ``peak_rss_mb`` includes what the child holds anyway (libraries,
 the model), ``added_mb`` is how far the file took it above that. With ``--keep DIR``
 every crashing or hanging mutant is written there, and a decode-stage crash is also
-shrunk (``vidfake.fuzz.minimize``) to the smallest file that shows it, for a regression
+shrunk (``vidfake.testing.fuzz.minimize``) to the smallest file that shows it, for a regression
 test.
 
 The JSON (default ``benchmarks/results/fuzz_cpu.json``) holds the settings, machine and
@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vidfake import fuzz
 from vidfake.serve.process import ChildDied, ChildProcess, TaskTimeout
+from vidfake.testing import fuzz
 
 from common import git
 
@@ -83,7 +83,7 @@ def sources(fixtures: Path, extra: list[Path], work: Path) -> list[Path]:
 
 
 def tiny_checkpoint(path: Path) -> Path:
-    from vidfake.checkpoint import init_checkpoint
+    from vidfake.checkpoints.format import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
     from vidfake.temporal.config import ModelConfig
 
@@ -153,7 +153,7 @@ def main() -> int:
         work = Path(tmp)
         files = sources(args.fixtures, args.sources, work)
         checkpoint = tiny_checkpoint(work / "tiny.safetensors") if "score" in args.stages else None
-        child = ChildProcess("vidfake.fuzz:FuzzTask", {"checkpoint": str(checkpoint) if checkpoint else None,
+        child = ChildProcess("vidfake.testing.fuzz:FuzzTask", {"checkpoint": str(checkpoint) if checkpoint else None,
                                                        "plan": f"uniform:{args.frames}"}, 600.0, "fuzz")
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)

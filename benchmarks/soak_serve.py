@@ -11,9 +11,9 @@ Run from the repository root with the project's environment::
 A real server is started through the CLI on a loopback port (its own data folder in a
 temporary directory; a tiny untrained checkpoint unless ``--checkpoint`` is given). The
 files: small generated clips in six containers and two stills with a face
-(``vidfake.fuzz.synthetic_seeds``; a fixture face crop is pasted in when
+(``vidfake.testing.fuzz.synthetic_seeds``; a fixture face crop is pasted in when
 ``<repo>/../shared/fixtures`` exists, and its small videos join the good files), and
-hostile ones: seeded mutants of those (``vidfake.fuzz``), an empty file, a text file
+hostile ones: seeded mutants of those (``vidfake.testing.fuzz``), an empty file, a text file
 named ``.mp4``, and a copy cut in half. Upload ``i`` is file ``i`` of a seeded shuffle,
 so ``--hostile`` of them (a fraction) are hostile.
 
@@ -53,7 +53,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from vidfake import fuzz
+from vidfake.testing import fuzz
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -152,7 +152,7 @@ def make_files(folder: Path, fixtures: Path, hostile_count: int, seed: int) -> t
 
 
 def tiny_checkpoint(path: Path) -> Path:
-    from vidfake.checkpoint import init_checkpoint
+    from vidfake.checkpoints.format import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
     from vidfake.temporal.config import ModelConfig
 

@@ -11,9 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingf
 import pytest
 import torch
 
-from tests import media
 from tests.paths import SHARED_FIXTURES
 from tests.tiny_models import write_tiny_checkpoint
+from vidfake.testing import media
 
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 

@@ -15,11 +15,11 @@ import av
 import numpy as np
 import pytest
 
-from tests import media
 from tests.paths import REPO
 from vidfake.examples import EXAMPLE_FILE, example_path
 from vidfake.examples.package import AUDIO_RATE, MAX_EXAMPLE_KB, ExampleEncodeError, reencode_example
 from vidfake.extract.video import probe, read_audio
+from vidfake.testing import media
 
 
 def readme_first_command() -> str:

@@ -15,7 +15,7 @@ from vidfake.cli import main
 from vidfake.extract.failures import UNREADABLE, UNSUPPORTED, file_failure
 from vidfake.extract.pipeline import MediaError
 from vidfake.extract.video import DecodeError
-from vidfake.jsonl import read_lines
+from vidfake.utils.jsonl import read_lines
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_the_rule_for_what_a_failure_means(caplog):
     assert caplog.records == []
     with caplog.at_level(logging.DEBUG, logger="vidfake.failures"):
         try:
-            1 / 0
+            raise ZeroDivisionError("division by zero")
         except ZeroDivisionError as error:
             bug = file_failure(error, "x.mp4")
     assert bug.status == UNREADABLE and not bug.expected

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests import media
 from vidfake.cli import main
+from vidfake.testing import media
 
 HEAVY = ("torch", "timm", "facenet_pytorch", "pytorch_lightning", "lightning")
 SUBCOMMANDS = ("extract", "score", "init-checkpoint", "eval", "calibrate", "models", "ensemble", "train", "serve")
@@ -110,7 +110,7 @@ def test_the_model_loads_once_on_the_first_readable_file(bad_files, checkpoint, 
 
 
 def test_a_checkpoint_that_cannot_build_fails_the_run_not_the_file(checkpoint, face_video, tmp_path, capsys):
-    from vidfake.checkpoint import load_checkpoint, save_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint, save_checkpoint
 
     saved = load_checkpoint(checkpoint)
     state = {k: v for k, v in saved.state_dict.items() if not k.startswith("temporal.")}
@@ -124,29 +124,29 @@ def test_one_sha256_per_model_load(checkpoint, face_video, tmp_path, monkeypatch
     import hashlib
     import shutil
 
-    import vidfake.checkpoint
-    import vidfake.models
-    from vidfake.models import DEFAULT_MODEL_FILE, describe_checkpoint
+    import vidfake.checkpoints.default
+    import vidfake.checkpoints.format
+    from vidfake.checkpoints.default import DEFAULT_MODEL_FILE, describe_checkpoint
     from vidfake.scoring import Scorer
 
     shutil.copy(checkpoint, tmp_path / DEFAULT_MODEL_FILE)
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     (tmp_path / "default.sha256").write_text(f"{digest}  {DEFAULT_MODEL_FILE}\n")
-    monkeypatch.setattr(vidfake.models, "_package_dir", lambda: tmp_path)
+    monkeypatch.setattr(vidfake.checkpoints.default, "_package_dir", lambda: tmp_path)
     hashed = []
-    real = vidfake.checkpoint.file_sha256
+    real = vidfake.checkpoints.format.file_sha256
 
     def counting(path):
         hashed.append(path)
         return real(path)
 
-    monkeypatch.setattr(vidfake.checkpoint, "file_sha256", counting)
-    monkeypatch.setattr(vidfake.models, "file_sha256", counting)
+    monkeypatch.setattr(vidfake.checkpoints.format, "file_sha256", counting)
+    monkeypatch.setattr(vidfake.checkpoints.default, "file_sha256", counting)
     scorer = Scorer()
     assert scorer.score_video(face_video.path).model["sha256"] == digest
     assert len(hashed) == 1
     hashed.clear()
     assert describe_checkpoint()["sha256"] == digest and len(hashed) == 1
     (tmp_path / "default.sha256").write_text(f"{'0' * 64}  {DEFAULT_MODEL_FILE}\n")
-    with pytest.raises(vidfake.models.DefaultModelError, match="damaged"):
+    with pytest.raises(vidfake.checkpoints.default.DefaultModelError, match="damaged"):
         Scorer()

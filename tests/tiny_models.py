@@ -20,7 +20,7 @@ def tiny_model_config(*, sync: bool = True, mask_head: bool = False):
 def write_tiny_checkpoint(path: Path, plan: str = "clips:2x8", *, sync: bool = True,
                           mask_head: bool = False) -> Path:
     """Write an untrained ``tiny_model_config`` checkpoint to ``path`` that extracts with ``plan``."""
-    from vidfake.checkpoint import init_checkpoint
+    from vidfake.checkpoints.format import init_checkpoint
     from vidfake.extract.pipeline import ExtractConfig
 
     return init_checkpoint(path, tiny_model_config(sync=sync, mask_head=mask_head), ExtractConfig(plan=plan))

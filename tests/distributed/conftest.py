@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import media
 from tests.paths import SHARED_FIXTURES
+from vidfake.testing import media
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 from vidfake.distributed import DistContext, ShardError, run_sharded
 from vidfake.distributed.context import SLURM_BASE_PORT, first_host
 from vidfake.distributed.group import ProcessGroup, Terminated
-from vidfake.distributed.shard import FILE_OVERHEAD_BYTES, balanced_shards, file_cost
-from vidfake.distributed.shards import ShardStore
+from vidfake.distributed.partition import FILE_OVERHEAD_BYTES, balanced_shards, file_cost
+from vidfake.distributed.shard_store import ShardStore
 
 # -- context -------------------------------------------------------------------------
 
@@ -105,7 +105,7 @@ def test_shard_round_trip_latest_run_wins_and_torn_lines_are_skipped(tmp_path):
 
 def test_numpy_values_go_through_the_default(tmp_path):
     np = pytest.importorskip("numpy")
-    from vidfake.extract.dataset import json_default
+    from vidfake.extract.folder import json_default
 
     store = ShardStore(tmp_path, rank=0, default=json_default)
     store.append("a", 1, {"frames": np.arange(3), "score": np.float32(0.5)})

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from tests import media
+from vidfake.testing import media
 
 
 @pytest.fixture(scope="module")

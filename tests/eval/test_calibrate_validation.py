@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import media
 from vidfake.cli import main
+from vidfake.testing import media
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +59,12 @@ def test_a_held_out_folder_is_used_whole_with_val_fraction_1(extracted, checkpoi
 
 
 def test_calibrate_data_writes_the_fitted_temperature(extracted, checkpoint, tmp_path, capsys):
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
 
     out = tmp_path / "calibrated.safetensors"
+    # the tiny checkpoint was never trained, so it stores no split: one-frame clips and half held out
     assert main(["calibrate", "--checkpoint", str(checkpoint), "--data", str(extracted), "--out", str(out),
-                 "--val-fraction", "0.5"]) == 0
+                 "--val-fraction", "0.5", "--clip-len", "1"]) == 0
     assert "validation predictions" in capsys.readouterr().out
     calibrated = load_checkpoint(out)
     temperature = calibrated.config["aggregation"]["temperature"]
@@ -76,3 +77,14 @@ def test_calibrate_needs_one_source(checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["calibrate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "x.safetensors")])
     assert "one of the arguments --predictions --data is required" in capsys.readouterr().err
+
+
+def test_calibrate_data_takes_the_split_the_checkpoint_was_trained_with():
+    from vidfake.train.config import DataConfig
+    from vidfake.train.val_predictions import split_settings
+
+    trained = {"training": {"config": {"data": {"clip_len": 4, "val_fraction": 0.3, "seed": 7, "sbi_prob": 0.5}}}}
+    assert split_settings(trained) == {"clip_len": 4, "val_fraction": 0.3, "split_seed": 7}
+    default = DataConfig()  # a checkpoint made outside `vidfake train` stores none: the training defaults
+    assert split_settings({}) == {"clip_len": default.clip_len, "val_fraction": default.val_fraction,
+                                  "split_seed": default.seed}

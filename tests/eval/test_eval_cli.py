@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from tests import media
 from tests.tiny_models import write_tiny_checkpoint
 from vidfake.cli import main
+from vidfake.testing import media
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_image_set_writes_prediction_txt(tmp_path, checkpoint, capsys):
 
 
 def test_calibrate_fits_a_temperature_and_never_worsens_log_loss(labelled_set, checkpoint, tmp_path, capsys):
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
 
     out = tmp_path / "r"
     main(["eval", str(labelled_set), "--checkpoint", str(checkpoint), "--out", str(out), "--bootstrap", "50", "--no-progress"])

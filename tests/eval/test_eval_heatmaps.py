@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import media
 from tests.tiny_models import write_tiny_checkpoint
 from vidfake.cli import main
 from vidfake.eval.report import write_report
+from vidfake.testing import media
 
 
 def _metrics() -> dict:

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from tests import media
 from vidfake.cli import main
+from vidfake.testing import media
 
 
 def read_csv(path):

@@ -8,12 +8,12 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from vidfake.checkpoint import read_header
+from vidfake.checkpoints.default import default_checkpoint
+from vidfake.checkpoints.format import read_header
 from vidfake.extract.dataset import ExtractError, OutputOptions, run_extraction
 from vidfake.extract.detect_config import FaceDetectorConfig
 from vidfake.extract.labels import build_label_resolver
 from vidfake.extract.pipeline import ExtractConfig, current_extract_keys
-from vidfake.models import default_checkpoint
 
 CUSTOM = ExtractConfig(plan="uniform:4", face_detector=FaceDetectorConfig(max_side=320, keyframe_interval=2,
                                                                          stage_thresholds=(0.5, 0.6, 0.7)))

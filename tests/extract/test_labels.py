@@ -411,3 +411,24 @@ def test_real_fixture_relative_path_from_the_project_root(monkeypatch):
     )
     assert resolver.lookup(Path("../shared/fixtures/videos/ffpp_004.mp4")).label == 0
     assert resolver.lookup(Path("../shared/fixtures/videos/dfdc_yhffcuhhjy.mp4")).label == 1
+
+
+def test_extract_and_eval_read_a_labels_csv_by_one_rule(tmp_path):
+    """A CSV with both column pairs is read as path,label by both commands, extra columns
+    kept, an unknown label left out (eval) or named (extract)."""
+    from vidfake.eval.datasets import load_eval_set
+    from vidfake.extract.labels import read_label_csv
+
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "b.mp4").write_bytes(b"")
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("Path,Label,img_name,target,Source\na.mp4,FAKE,x.jpg,0,web\nb.mp4,maybe,y.jpg,1,tv\n,,,,\n")
+    rows = read_label_csv(csv_path)
+    assert [(r.name, r.label, r.images, r.columns["source"]) for r in rows] == [
+        ("a.mp4", 1, False, "web"), ("b.mp4", None, False, "tv")]
+    eval_set = load_eval_set(csv_path)
+    assert [(i.name, i.label, i.groups.get("source")) for i in eval_set.items] == [("a.mp4", 1, "web")]
+    assert eval_set.notes == [f"{csv_path}, line 3: label 'maybe' is not REAL/FAKE/0/1, row left out"]
+    assert list(build_label_resolver(csv_path, [tmp_path]).skipped) == [f"{csv_path}, line 3: label 'maybe' for 'b.mp4'"]
+    with pytest.raises(LabelError, match="line 3: unrecognised label 'maybe'"):
+        build_label_resolver(csv_path, [tmp_path], skip_unknown_labels=False)

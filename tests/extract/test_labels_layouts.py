@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import media
 from tests.extract.test_labels import NONE, touch, write
 from vidfake.cli import main
 from vidfake.eval.datasets import load_eval_set
@@ -20,7 +19,7 @@ from vidfake.extract.labels import (
     folder_layout_label,
     image_set_path,
 )
-
+from vidfake.testing import media
 
 # --- img_name,target CSV -----------------------------------------------------------------
 

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from tests import media
 from vidfake.extract.crop import CropConfig, crop_face, square_region
 from vidfake.extract.detect import FaceDetector, FaceDetectorConfig
 from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaError
 from vidfake.extract.track import box_iou
 from vidfake.extract.video import DecodeError, open_video
+from vidfake.testing import media
 
 
 def truth_at(video, frame_indices, face=None):

@@ -7,9 +7,9 @@ import av
 import numpy as np
 import pytest
 
-from tests import media
 from vidfake.extract.reencode import ENCODINGS, reencode
 from vidfake.extract.video import probe
+from vidfake.testing import media
 
 
 @pytest.fixture(scope="module")

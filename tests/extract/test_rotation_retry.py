@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from tests import media
 from vidfake.cli import main
 from vidfake.extract.pipeline import ExtractConfig, FaceExtractor
+from vidfake.testing import media
 
 
 def _iou(a, b) -> float:
@@ -62,7 +62,7 @@ def test_a_video_without_any_face_stays_no_face(empty_scene_video, few_frames):
 
 
 def test_the_verdict_reports_the_turn(wrong_flag, tmp_path, capsys):
-    from vidfake.checkpoint import init_checkpoint
+    from vidfake.checkpoints.format import init_checkpoint
     from vidfake.temporal.config import ModelConfig
 
     model = ModelConfig(backbone="resnet10t", input_size=64, embed_dim=32, temporal_layers=1, temporal_heads=2,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from vidfake.extract.detect import FrameDetections
-from vidfake.extract.track import TrackerConfig, box_iou, build_tracks
+from vidfake.extract.track import Tracker, TrackerConfig, box_iou, build_tracks
 
 
 def dets(*boxes, score=0.99):
@@ -98,3 +98,19 @@ def test_two_people_seen_together_are_never_merged():
     frames = [dets(box_at(0, 0), box_at(40, 0)) for _ in range(6)]  # heavily overlapping, but both on every frame
     tracks = build_tracks(np.arange(6), np.arange(6) / 25, frames, NO_SMOOTHING)
     assert len(tracks) == 2
+
+
+def test_tracks_fed_segment_by_segment_equal_one_call_and_keep_their_ids():
+    """The pipeline adds a segment's detections at a time and crops each segment with the
+    tracks so far: the tracks at the end are build_tracks' and no id changes on the way."""
+    frames = [dets(box_at(0, 0, 150), box_at(400 + 5 * t, 50, 90)) for t in range(12)]
+    frames[7] = dets(box_at(400 + 35, 50, 90))  # the big face is missed once
+    indices, times = np.arange(12), np.arange(12) / 25
+    tracker, ids_seen = Tracker(NO_SMOOTHING), []
+    for start in range(0, 12, 4):
+        tracker.add(frames[start:start + 4])
+        ids_seen.append({round(t.size): t.track_id for t in tracker.tracks(indices[:start + 4], times[:start + 4])})
+    final = tracker.select(tracker.tracks(indices, times))
+    whole = build_tracks(indices, times, frames, NO_SMOOTHING)
+    assert [(t.track_id, len(t), round(t.size)) for t in final] == [(t.track_id, len(t), round(t.size)) for t in whole]
+    assert all(seen == ids_seen[0] for seen in ids_seen)  # ids are stable as segments arrive

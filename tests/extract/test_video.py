@@ -4,8 +4,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from tests import media
 from vidfake.extract.video import DecodeError, NoAudioError, open_video, probe
+from vidfake.testing import media
 
 BACKENDS = ["decord", "pyav"]
 
@@ -110,7 +110,7 @@ def test_bad_files_raise_a_clear_decode_error(media_dir):
         "missing": media_dir / "missing.mp4",
         "folder": media_dir,
     }
-    for name, path in cases.items():
+    for path in cases.values():
         with pytest.raises(DecodeError, match=str(path.name)):
             open_video(path)
 

@@ -11,13 +11,13 @@ from dataclasses import replace
 import pytest
 from safetensors import safe_open
 
-from tests import media
 from tests.tiny_models import tiny_model_config
-from vidfake.checkpoint import CheckpointError, init_checkpoint, load_checkpoint, save_checkpoint
+from vidfake.checkpoints.format import CheckpointError, init_checkpoint, load_checkpoint, save_checkpoint
 from vidfake.cli import main
 from vidfake.examples import example_path
 from vidfake.extract.pipeline import ExtractConfig
 from vidfake.scoring import EnsembleScorer, Scorer, build_scorer
+from vidfake.testing import media
 
 TINY = tiny_model_config(sync=False)
 
@@ -142,7 +142,7 @@ def test_eval_and_calibrate_an_ensemble(members, labelled_set, tmp_path, capsys)
     assert code == 0, capsys.readouterr().err
     fitted = EnsembleScorer.from_file(calibrated)
     assert fitted.aggregation.temperature != 1.0 and fitted.weights == [1.0, 1.0]
-    from vidfake.ensemble import load_ensemble
+    from vidfake.checkpoints.ensemble_file import load_ensemble
 
     assert load_ensemble(calibrated).calibration["n"] == 2
     # the ensemble of separate files calibrates into an ensemble file too

@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from tests import media
 from tests.tiny_models import write_tiny_checkpoint
 from vidfake.cli import main
 from vidfake.extract.crop import CropConfig, square_region
@@ -25,6 +24,7 @@ from vidfake.scoring.heatmaps import (
     options_for,
     pick_frames,
 )
+from vidfake.testing import media
 
 
 def _tiny(path, mask_head: bool):

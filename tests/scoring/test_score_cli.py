@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from tests import media
 from vidfake.cli import main
+from vidfake.testing import media
 
 REQUIRED = {"path", "kind", "status", "score", "label", "threshold", "tracks", "timeline", "audio", "warnings", "timings", "model"}
 
@@ -96,9 +96,9 @@ def test_results_csv_and_submission(tmp_path, face_video, empty_scene_video, che
 
 
 def test_without_checkpoint_or_default_model_says_what_to_do(face_video, capsys, monkeypatch, tmp_path):
-    import vidfake.models
+    import vidfake.checkpoints.default
 
-    monkeypatch.setattr(vidfake.models, "_package_dir", lambda: tmp_path)  # a package without its model
+    monkeypatch.setattr(vidfake.checkpoints.default, "_package_dir", lambda: tmp_path)  # a package without its model
     assert main(["score", str(face_video.path)]) == 2
     err = capsys.readouterr().err
     assert "default model is not installed" in err and "--checkpoint" in err
@@ -153,7 +153,7 @@ def test_score_shared_fixtures(fixtures_dir, checkpoint, capsys):
 def test_checkpoint_round_trip_gives_bit_identical_model_outputs(checkpoint):
     import torch
 
-    from vidfake.checkpoint import load_checkpoint, save_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint, save_checkpoint
     from vidfake.scoring import Scorer
 
     first = Scorer(checkpoint).model

@@ -7,8 +7,8 @@ import os
 import httpx
 import pytest
 
-from tests import media
 from tests.serve.helpers import Server, all_jobs, upload, wait_done
+from vidfake.testing import media
 
 TOKEN = "s3cret-token"
 LIMITS = ["--max-upload-mb", "1", "--max-duration", "3", "--max-resolution", "400x300", "--queue-size", "20"]

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from tests import media
 from tests.serve.helpers import Server
+from vidfake.testing import media
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

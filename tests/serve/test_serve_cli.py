@@ -8,9 +8,9 @@ from vidfake.cli import main
 
 
 def test_no_model_installed_and_no_checkpoint(monkeypatch, tmp_path, capsys):
-    import vidfake.models
+    import vidfake.checkpoints.default
 
-    monkeypatch.setattr(vidfake.models, "_package_dir", lambda: tmp_path)  # a package without the default model
+    monkeypatch.setattr(vidfake.checkpoints.default, "_package_dir", lambda: tmp_path)  # a package without the default model
     assert main(["serve", "--data-dir", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err
     assert "default model is not installed" in err and "--checkpoint" in err

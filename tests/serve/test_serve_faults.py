@@ -16,12 +16,12 @@ import time
 
 import pytest
 
-from tests import media
 from tests.serve.helpers import Server, upload, wait_done
 from tests.tiny_models import write_tiny_checkpoint
 from vidfake.serve.config import ServeSettings
 from vidfake.serve.store import JobStore
 from vidfake.serve.worker import ScoringPool
+from vidfake.testing import media
 
 FAKE_TASK = "tests.serve.helpers:FakeScoreTask"
 WAIT_S = 120.0  # a fresh worker process starts in about a second; the shared test machine is slow

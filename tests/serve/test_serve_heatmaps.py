@@ -9,9 +9,9 @@ import time
 import pytest
 from PIL import Image
 
-from tests import media
 from tests.serve.helpers import Server, upload, wait_done
 from vidfake.serve.heatmap_files import heatmap_links, name_only
+from vidfake.testing import media
 
 TOKEN = "heat-token"
 RETENTION_H = 0.006  # about 22 s: long enough to look at the pictures, short enough to see them purged

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests import media
 from tests.serve.helpers import Server, all_jobs, upload, wait_done
+from vidfake.testing import media
 
 UPLOADS, CLIENTS, QUEUE = 50, 8, 4
 TIME_BOUND_S = 240.0

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests import media
 from vidfake.serve.config import ServeSettings, parse_resolution
 from vidfake.serve.media_check import check_limits, inspect_media
 from vidfake.serve.process import ChildDied, ChildProcess, ChildStartError, TaskTimeout
 from vidfake.serve.retention import purge_expired, remove_orphans
 from vidfake.serve.store import JobStore, QueueFull
 from vidfake.serve.uploads import UploadRejected, display_name, receive_upload
+from vidfake.testing import media
 
 
 def settings(tmp_path: Path, **kw) -> ServeSettings:

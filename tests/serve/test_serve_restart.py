@@ -6,9 +6,9 @@ import signal
 
 import pytest
 
-from tests import media
 from tests.serve.helpers import Server, all_jobs, upload, wait_done
 from vidfake.serve.store import JobStore
+from vidfake.testing import media
 
 pytestmark = pytest.mark.slow  # end-to-end: several server starts
 

@@ -3,13 +3,14 @@ training tests that need many clips or exact control: synthetic faces with known
 landmarks, talking mouths whose opening follows a sound envelope, and their WAV audio."""
 from __future__ import annotations
 
-import json
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from vidfake.extract.folder import ExtractionFolder
 
 SR = 16000
 
@@ -36,37 +37,36 @@ def write_extraction(out: Path, clips: list[SynthClip], size: int, mouth_size: i
     """Write ``images/``, ``mouths/``, ``audio/``, ``tracks.jsonl`` and ``config.json`` as
     ``vidfake extract`` would (crop margin 0 and boxes equal to the crop square, so the
     landmarks given in crop pixels are also the frame's)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(
-        {"extract": {"crop": {"size": size, "margin": 0.0, "mouth_size": mouth_size}}}))
-    with (out / "tracks.jsonl").open("w") as handle:
-        for clip in clips:
-            t = len(clip.frames)
-            indices = clip.frame_indices or list(range(clip.first_frame, clip.first_frame + t))
-            names = [f"{clip.media_id}/t00_f{i:06d}.png" for i in indices]
-            for k, name in enumerate(names):
-                (out / "images" / name).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(clip.frames[k]).save(out / "images" / name)
-                if clip.mouths is not None:
-                    (out / "mouths" / name).parent.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(clip.mouths[k]).save(out / "mouths" / name)
-            track = {
-                "track_id": 0, "frame_indices": indices,
-                "timestamps": [round(i / clip.fps, 6) for i in indices],
-                "boxes": [[0.0, 0.0, float(size), float(size)]] * t,
-                "landmarks": np.asarray(clip.landmarks, float).tolist(),
-                "scores": [0.99] * t, "detected": [True] * t, "size": float(size), "crops": names,
-            }
+    folder = ExtractionFolder(out)
+    folder.write_settings({"extract": {"crop": {"size": size, "margin": 0.0, "mouth_size": mouth_size}}})
+    folder.tracks_path.unlink(missing_ok=True)  # written afresh, as one extraction run writes it
+    for clip in clips:
+        t = len(clip.frames)
+        indices = clip.frame_indices or list(range(clip.first_frame, clip.first_frame + t))
+        names = [f"{clip.media_id}/t00_f{i:06d}.png" for i in indices]
+        for k, name in enumerate(names):
+            folder.image(name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(clip.frames[k]).save(folder.image(name))
             if clip.mouths is not None:
-                track["mouths"] = names
-            record = {
-                "media_id": clip.media_id, "path": f"/data/{clip.media_id}.mp4", "kind": "video",
-                "label": clip.label, "method": clip.method, "group": clip.group, "status": "ok",
-                "info": {"fps": clip.fps, "num_frames": max(indices) + 1, "width": size, "height": size},
-                "plan": {}, "frame_indices": indices, "timestamps": track["timestamps"], "tracks": [track],
-                "audio": write_wav(out, clip.media_id, clip.audio, clip.audio_start) if clip.audio is not None else None,
-            }
-            handle.write(json.dumps(record) + "\n")
+                folder.mouth(name).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(clip.mouths[k]).save(folder.mouth(name))
+        track = {
+            "track_id": 0, "frame_indices": indices,
+            "timestamps": [round(i / clip.fps, 6) for i in indices],
+            "boxes": [[0.0, 0.0, float(size), float(size)]] * t,
+            "landmarks": np.asarray(clip.landmarks, float).tolist(),
+            "scores": [0.99] * t, "detected": [True] * t, "size": float(size), "crops": names,
+        }
+        if clip.mouths is not None:
+            track["mouths"] = names
+        record = {
+            "media_id": clip.media_id, "path": f"/data/{clip.media_id}.mp4", "kind": "video",
+            "label": clip.label, "method": clip.method, "group": clip.group, "status": "ok",
+            "info": {"fps": clip.fps, "num_frames": max(indices) + 1, "width": size, "height": size},
+            "plan": {}, "frame_indices": indices, "timestamps": track["timestamps"], "tracks": [track],
+            "audio": write_wav(out, clip.media_id, clip.audio, clip.audio_start) if clip.audio is not None else None,
+        }
+        folder.append(record)
     return out
 
 
@@ -159,7 +159,7 @@ def write_blended_folder(out: Path, pairs: int, size: int = 32, seed: int = 0) -
 def write_face_videos(root: Path) -> Path:
     """Three short generated face videos of different face sizes, all labelled REAL in
     ``root/labels.csv``: the smallest input a `vidfake extract` + `vidfake train` run takes."""
-    from tests import media
+    from vidfake.testing import media
 
     for i, height in enumerate((70, 88, 100)):
         media.moving_face_video(root / f"face{i}.mp4", n_frames=20, face_height=height)

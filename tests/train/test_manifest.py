@@ -9,8 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from tests import media
 from tests.paths import CONFIGS, SHARED_DATASETS
+from vidfake.testing import media
 from vidfake.train.manifest import ManifestError, ManifestRow, main, materialize, read_manifest, write_manifest
 
 

@@ -203,7 +203,7 @@ def test_mask_scores_perfect_and_wrong_maps():
 
 # ------------------------------------------------------------------ end to end
 def test_a_finished_checkpoint_gains_the_decoder_and_scores_exactly_as_before(extracted, videos, tmp_path, capsys):
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
     from vidfake.scoring import Scorer
     from vidfake.train import mask_eval, mask_graft, run
     from vidfake.train.data import load_extracted

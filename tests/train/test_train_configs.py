@@ -53,7 +53,7 @@ def test_config_describes_a_valid_run(path):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_trains_a_step(path, talking_faces, tmp_path):
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
     from vidfake.train import run
 
     tiny = ["model.backbone=test_resnet", "model.pretrained_path=null", "model.input_size=32", "model.embed_dim=16", "model.mouth_size=32",

@@ -82,7 +82,7 @@ def test_gradient_accumulation_steps_once_per_k_batches(faces, tmp_path):
 
 
 def test_resume_continues_the_step_count(faces, tmp_path, capsys):
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
     from vidfake.train import run
 
     out = tmp_path / "run"
@@ -232,7 +232,7 @@ def test_ddp_two_cpu_processes(faces, tmp_path, launcher):
     assert state["global_step"] == 3  # optimizer steps
     batches = state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"]
     assert batches == 6  # per process: 3 steps x 2 accumulated batches
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
 
     assert load_checkpoint(out / "last.safetensors").config["training"]["steps"] == 3
     assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "last.ckpt", "last.safetensors", "logs", "tb"]

@@ -41,7 +41,7 @@ def test_warmup_cosine_schedule():
 
 
 def test_train_smoke_writes_scorable_checkpoints(extracted, videos, tmp_path, capsys):
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
     from vidfake.scoring import Scorer
     from vidfake.train import run
 
@@ -79,7 +79,7 @@ def test_train_smoke_writes_scorable_checkpoints(extracted, videos, tmp_path, ca
 
 def test_mask_head_model_trains_and_scores(extracted, videos, tmp_path):
     """model.mask_head: the mask loss is logged and the checkpoint scores videos as any other."""
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
     from vidfake.scoring import Scorer
     from vidfake.train import run
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests import media
 from tests.paths import REPO as ROOT
 from tests.train.folders import SR, SynthClip, synthetic_face, talking, write_extraction, write_wav
+from vidfake.testing import media
 from vidfake.train.audio import SyncAudio, clip_audio, read_wav_span
 from vidfake.train.data import ClipDataset, load_extracted
 from vidfake.train.datamodule import FaceClipDataModule, collate_clips
@@ -234,7 +234,7 @@ def test_sync_pretext_learns_to_tell_in_sync_from_moved_audio(pretext_run):
     frozen = [n for n, p in training.module.model.named_parameters() if not p.requires_grad]
     assert frozen and all(not n.startswith("sync.") for n in frozen)
     assert all(p.requires_grad for n, p in training.module.model.named_parameters() if n.startswith("sync."))
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
 
     ckpt = load_checkpoint(out / "best.safetensors")
     assert ckpt.config["training"]["task"] == "sync_pretext" and ckpt.config["model"]["sync"]
@@ -254,7 +254,7 @@ def _fine_tune(pretext_out: Path, data: Path, out: Path, steps: int, overrides: 
 
 def test_fine_tuning_starts_from_the_pretext_sync_head(pretext_run, tmp_path):
     """Detection with every loss (clip, per-frame, sync), the sync head copied from the pretext."""
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
 
     _, pretext_out, data = pretext_run
     out = tmp_path / "finetune"
@@ -271,7 +271,7 @@ def test_fine_tuning_starts_from_the_pretext_sync_head(pretext_run, tmp_path):
 
 
 def test_init_copies_only_the_named_parts(tmp_path):
-    from vidfake.checkpoint import save_checkpoint
+    from vidfake.checkpoints.format import save_checkpoint
     from vidfake.temporal import ModelConfig, create_model
     from vidfake.train.init_weights import load_parts
 
@@ -330,7 +330,7 @@ def test_extract_audio_feeds_sync_training(tmp_path):
 def test_fitting_only_the_sync_parts_leaves_the_frame_model_untouched(pretext_run, tmp_path):
     """``optim.trainable: [sync, sync_weight]``: a finished model gains the pretext's head
     while its encoder and transformer, BatchNorm statistics included, stay bit-identical."""
-    from vidfake.checkpoint import load_checkpoint
+    from vidfake.checkpoints.format import load_checkpoint
 
     _, pretext_out, data = pretext_run
     out = tmp_path / "fit_sync"

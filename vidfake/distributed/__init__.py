@@ -11,10 +11,11 @@ is missing.
   environment; one process without a launcher;
 - ``group``: the process group (gloo) with the few collective steps a run needs, each
   turning a dead peer into a ``ShardError`` that says how to resume;
-- ``shard``: which files each process takes (pure functions);
-- ``shards``: the per-process shard files: append, read back, clear;
+- ``partition``: which files each process takes (pure functions);
+- ``shard_store``: the per-process shard files: append, read back, clear;
 - ``runner``: the run itself (share, process, wait, merge), for any per-file job;
-- ``score`` and ``extract``: the two commands' use of it (``eval`` calls ``runner``).
+- ``extract``: extraction's use of it (scoring's is ``vidfake.scoring.files``, ``eval``
+  calls ``runner``).
 
 Importing this package loads no torch: the process group starts only in a launched run.
 """

@@ -11,13 +11,20 @@ from pathlib import Path
 
 from vidfake.distributed.context import DistContext
 from vidfake.distributed.group import ProcessGroup
+from vidfake.distributed.partition import file_cost
 from vidfake.distributed.runner import Emit, run_sharded
-from vidfake.distributed.shard import file_cost
-from vidfake.distributed.shards import ShardStore
+from vidfake.distributed.shard_store import ShardStore
 from vidfake.extract.dataset import (
-    MediaItem, OutputOptions, RunSummary, extract_items, finished_files, json_default, prepare_out_dir, save_record,
+    MediaItem,
+    OutputOptions,
+    RunSummary,
+    extract_items,
+    finished_files,
+    prepare_out_dir,
+    save_record,
     write_labels_csv,
 )
+from vidfake.extract.folder import json_default
 from vidfake.extract.labels import LabelResolver
 from vidfake.extract.pipeline import ExtractConfig
 

@@ -108,7 +108,7 @@ class ProcessGroup:
         if self.context.is_main:
             try:
                 value = step()
-            except Exception as error:  # noqa: BLE001 - handed to every process, then raised
+            except Exception as error:  # handed to every process, then raised
                 failure = error
         message = [failure]
         try:

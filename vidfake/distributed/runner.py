@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vidfake.distributed.group import ProcessGroup, ShardError
-from vidfake.distributed.shard import balanced_shards, file_cost
-from vidfake.distributed.shards import ShardStore
+from vidfake.distributed.partition import balanced_shards, file_cost
+from vidfake.distributed.shard_store import ShardStore
 
 __all__ = ["ShardError", "map_sharded", "run_sharded"]
 

@@ -4,7 +4,7 @@ other file. An ensemble's own calibration is fitted the same way on its predicti
 written into a new ensemble file (``calibrate_ensemble``).
 
 Part of ``eval`` because it reads a ``vidfake eval`` predictions file and measures with
-its log loss; the checkpoint is read and written through ``vidfake.checkpoint`` (the
+its log loss; the checkpoint is read and written through ``vidfake.checkpoints.format`` (the
 tensors pass through untouched, so torch is imported only when a checkpoint is loaded).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidfake.checkpoint import load_checkpoint, save_checkpoint
+from vidfake.checkpoints.format import load_checkpoint, save_checkpoint
 from vidfake.eval.evaluate import read_predictions
 from vidfake.eval.metrics import log_loss
 from vidfake.temporal.aggregate import AggregationConfig, fit_temperature, fit_temperature_and_bias
@@ -65,7 +65,7 @@ def calibrate_checkpoint(checkpoint: Path, predictions: Path, out: Path, bias: b
     default; with ``bias`` a class-balanced Platt fit of temperature and offset (see
     :func:`~vidfake.temporal.aggregate.fit_temperature_and_bias`)."""
     source = load_checkpoint(checkpoint)
-    aggregation = AggregationConfig.from_dict(source.config["aggregation"])
+    aggregation = source.settings.aggregation
     fitted, record = fit_calibration(aggregation, predictions, bias)
     config = dict(source.config)
     config["aggregation"] = fitted.to_dict()
@@ -79,7 +79,7 @@ def calibrate_ensemble(checkpoints: list[Path], predictions: Path, out: Path, bi
     logits are the weighted mean of the members' calibrated logits) and pack it, members
     untouched, into the ensemble file ``out``. ``checkpoints``: one ensemble file, or the
     single-model files of an equally weighted ensemble, as ``--checkpoint`` gave them."""
-    from vidfake.ensemble import ensemble_aggregation, load_ensemble, save_ensemble
+    from vidfake.checkpoints.ensemble_file import ensemble_aggregation, load_ensemble, save_ensemble
 
     if len(checkpoints) == 1:  # one ensemble file: keep its members, weights, name and current calibration
         ensemble = load_ensemble(checkpoints[0])
@@ -88,8 +88,7 @@ def calibrate_ensemble(checkpoints: list[Path], predictions: Path, out: Path, bi
     else:
         members = [load_checkpoint(path) for path in checkpoints]
         weights, name, version = [1.0] * len(members), out.stem, ""
-        aggregation = ensemble_aggregation([AggregationConfig.from_dict(m.config["aggregation"]) for m in members],
-                                           weights)
+        aggregation = ensemble_aggregation([m.settings.aggregation for m in members], weights)
     fitted, record = fit_calibration(aggregation, predictions, bias)
     save_ensemble(out, members, weights, name=name, version=version, aggregation=fitted, calibration=record)
     return _summary(aggregation, record)

@@ -5,14 +5,12 @@ Each becomes a list of ``EvalItem``; labels are parsed by the same rules as
 ``vidfake extract`` (``vidfake.extract.labels``)."""
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidfake.extract.dataset import collect_media
-from vidfake.extract.labels import LabelError, build_label_resolver, image_set_path, parse_label
+from vidfake.extract.labels import LabelError, build_label_resolver, read_label_csv
 from vidfake.extract.media_types import media_kind
-
 
 # Columns of predictions.csv that vidfake fills itself; a dataset column of the same name
 # is kept under another name rather than overwritten (a CSV's "kind" usually means the
@@ -59,16 +57,8 @@ def load_eval_set(dataset: Path) -> EvalSet:
     if dataset.is_dir():
         return _from_folder(dataset)
     if dataset.suffix.lower() == ".csv":
-        header = _header(dataset)
-        if {"img_name", "target"} <= header:
-            return _from_image_csv(dataset)
         return _from_csv(dataset)
     raise LabelError(f"{dataset}: give a folder (DFDC or FaceForensics++ layout) or a CSV (path,label or img_name,target)")
-
-
-def _header(path: Path) -> set[str]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return {name.strip().lower() for name in next(csv.reader(handle), [])}
 
 
 def _from_folder(folder: Path) -> EvalSet:
@@ -89,40 +79,18 @@ def _from_folder(folder: Path) -> EvalSet:
     return EvalSet(items, source, notes)
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        return [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
-
-
 def _from_csv(path: Path) -> EvalSet:
-    rows = _rows(path)
-    if not rows or not {"path", "label"} <= set(rows[0]):
-        raise LabelError(f"{path}: a CSV to evaluate needs 'path' and 'label' columns")
+    """A labels CSV (``read_label_csv``: the rule ``vidfake extract`` reads it by); its
+    extra columns become groups. A row whose label is not REAL/FAKE/1/0 is left out with a note."""
+    rows = read_label_csv(path)
     items, notes = [], []
-    for line, row in enumerate(rows, start=2):
-        try:
-            label = parse_label(row["label"])
-        except LabelError:
-            notes.append(f"{path}, line {line}: label {row['label']!r} is not REAL/FAKE/0/1, row left out")
+    for row in rows:
+        column = "target" if row.images else "label"
+        if row.label is None:
+            notes.append(f"{path}, line {row.line}: {column} {row.raw_label!r} is not "
+                         f"{'0/1' if row.images else 'REAL/FAKE/0/1'}, row left out")
             continue
-        file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-        groups = group_columns(row, skip=("path", "label"))
-        items.append(EvalItem(file, row["path"], label, media_kind(file) or "video", groups))
-    return EvalSet(items, "csv", notes)
-
-
-def _from_image_csv(path: Path) -> EvalSet:
-    """``img_name,target`` (the multi-face forgery challenge format, and what
-    ``vidfake extract`` writes); names resolve against the CSV's folder or its images/."""
-    items, notes = [], []
-    for line, row in enumerate(_rows(path), start=2):
-        try:
-            label = parse_label(row["target"])
-        except LabelError:
-            notes.append(f"{path}, line {line}: target {row['target']!r} is not 0/1, row left out")
-            continue
-        file = image_set_path(path, row["img_name"])
-        groups = group_columns(row, skip=("img_name", "target"))
-        items.append(EvalItem(file, row["img_name"], label, "image", groups))
-    return EvalSet(items, "images", notes)
+        skip = ("img_name", "target") if row.images else ("path", "label")
+        kind = "image" if row.images else media_kind(row.file) or "video"
+        items.append(EvalItem(row.file, row.name, row.label, kind, group_columns(row.columns, skip=skip)))
+    return EvalSet(items, "images" if rows and rows[0].images else "csv", notes)

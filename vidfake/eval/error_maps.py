@@ -38,8 +38,7 @@ def draw_error_maps(scorer, errors: Sequence[dict], folder: Path, frames_per_tra
     entries = []
     for error in tqdm(errors, unit="file", desc="heat maps", disable=not progress or not errors, dynamic_ncols=True):
         path = Path(error["path"])
-        score = scorer.score_image if error.get("kind") == "image" else scorer.score_video
-        verdict = score(path, heatmaps=options[path])
+        verdict = scorer.score(path, error.get("kind") or "video", options[path])
         pictures, methods = [], []
         for track in verdict.tracks:
             maps = track.get("heatmaps")

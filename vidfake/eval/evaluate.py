@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidfake.eval.datasets import RESERVED_COLUMNS, EvalSet
+from vidfake.eval.datasets import RESERVED_COLUMNS, EvalItem, EvalSet
 from vidfake.eval.metrics import MetricError, compute_metrics, roc_curve
 from vidfake.eval.submission import write_dfdc_submission, write_image_predictions
 
@@ -71,7 +71,6 @@ def score_set(eval_set: EvalSet, scorer, out_dir: Path, frames: bool = False, pr
     ``context`` (``vidfake.distributed.DistContext``) each process scores its share into a
     shard under ``out_dir/shards`` and rank 0 appends every row in the set's order; the
     other processes return None."""
-    from tqdm import tqdm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     pred_path, frame_path = out_dir / "predictions.csv", out_dir / "predictions_frames.csv"
@@ -82,47 +81,31 @@ def score_set(eval_set: EvalSet, scorer, out_dir: Path, frames: bool = False, pr
         raise EvalError(f"{pred_path} has other columns than this dataset gives; use another --out")
     todo = [item for item in eval_set.items if str(item.path) not in done]
     sharded = context is not None and context.distributed
-    if sharded:
-        results = _score_sharded(todo, scorer, out_dir / "shards", frames, progress, context)
-        if results is None:
+    from vidfake.scoring.files import score_files  # torch-free to import, as eval must stay
+
+    shards = out_dir / "shards"
+    if sharded:  # every process scores its share; rank 0 gets all verdicts in order and writes them
+        verdicts = score_files(todo, scorer, resume=True, context=context, progress=progress, shards=shards)
+        if verdicts is None:  # another process than rank 0
             return None
-    else:
-        results = (_result_rows(item, scorer, frames) for item in tqdm(todo, unit="file", disable=not progress,
-                                                                         dynamic_ncols=True))
     with _appender(pred_path, columns) as rows, _appender(frame_path, FRAME_COLUMNS, enabled=frames) as frame_rows:
-        for row, frame_list in results:
-            rows.writerow(row)
-            for frame_row in frame_list if frame_rows is not None else ():
-                frame_rows.writerow(frame_row)
+
+        def write(item: EvalItem, verdict) -> None:
+            rows.writerow(prediction_row(item, verdict))
+            for point in verdict.timeline if frame_rows is not None else ():
+                if point["score"] is not None:
+                    frame_rows.writerow({"path": str(item.path), "label": item.label, **point})
+
+        if sharded:
+            for item, verdict in zip(todo, verdicts):
+                write(item, verdict)
+        else:  # one process: each row is on disk as soon as its file is scored
+            score_files(todo, scorer, context=context, progress=progress, on_verdict=write)
     if sharded:
-        from vidfake.distributed.shards import ShardStore
+        from vidfake.distributed.shard_store import ShardStore
 
-        ShardStore(out_dir / "shards", rank=0).clear()
+        ShardStore(shards, rank=0).clear()
     return pred_path
-
-
-def _result_rows(item, scorer, frames: bool) -> tuple[dict, list[dict]]:
-    """Score one item: its predictions.csv row and (``frames``) its per-frame rows."""
-    verdict = scorer.score_image(item.path) if item.kind == "image" else scorer.score_video(item.path)
-    frame_list = [{"path": str(item.path), "label": item.label, **point}
-                  for point in verdict.timeline if point["score"] is not None] if frames else []
-    return prediction_row(item, verdict), frame_list
-
-
-def _score_sharded(todo: list, scorer, shards: Path, frames: bool, progress: bool, context):
-    """Each process scores its share of ``todo`` (``vidfake.distributed``, imported here so
-    that ``eval`` stays torch-free); rank 0 gets every item's rows in order, others None."""
-    from vidfake.distributed.group import ProcessGroup
-    from vidfake.distributed.runner import map_sharded
-
-    def record(item) -> dict:
-        row, frame_rows = _result_rows(item, scorer, frames)
-        return {"row": row, "frames": frame_rows}
-
-    hint = f"run the same command again: it goes on from the scores kept in {shards}"
-    with ProcessGroup(context, hint) as group:
-        merged = map_sharded(todo, [item.path for item in todo], record, shards, group, resume=True, progress=progress)
-    return None if merged is None else [(record["row"], record["frames"]) for _, record in merged]
 
 
 class _appender:

@@ -22,7 +22,7 @@ tied scores form a single step of the ROC / precision-recall curve.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 

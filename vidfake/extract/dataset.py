@@ -13,7 +13,6 @@ Layout of ``DIR``:
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -28,12 +27,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vidfake.extract.labels import LabelInfo, LabelResolver
 from vidfake.extract.failures import file_failure, open_debug_log
+from vidfake.extract.folder import ExtractionFolder
+from vidfake.extract.labels import LabelInfo, LabelResolver
 from vidfake.extract.media_types import media_kind
 from vidfake.extract.pipeline import ExtractConfig, FaceExtractor, MediaFaces, current_extract_keys
 from vidfake.extract.video import DecodeError, NoAudioError, read_audio
-from vidfake.jsonl import append_line, read_lines
 
 AUDIO_RATE = 16000  # the rate the audio-visual sync head consumes
 
@@ -134,36 +133,9 @@ def write_crops(result: MediaFaces, item: MediaItem, out_dir: Path, options: Out
     return records
 
 
-def json_default(value):
-    """``json.dumps``'s ``default`` for the numpy values in extraction records."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _append_line(path: Path, record: dict) -> None:
-    """Append one record to disk at once, so a crash loses at most the file in hand."""
-    append_line(path, json.dumps(record, default=json_default))
-
-
 def write_labels_csv(out_dir: Path) -> int:
     """Rebuild ``labels.csv`` from ``tracks.jsonl``; rows only for labelled files."""
-    rows = 0
-    tmp = out_dir / "labels.csv.tmp"
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["img_name", "target"])
-        for record in read_lines(out_dir / "tracks.jsonl"):
-            if record.get("label") is None:
-                continue
-            for track in record.get("tracks", []):
-                for name in track["crops"]:
-                    writer.writerow([name, record["label"]])
-                    rows += 1
-    tmp.replace(out_dir / "labels.csv")
-    return rows
+    return ExtractionFolder(out_dir).write_labels_csv()
 
 
 class _Worker:
@@ -197,7 +169,7 @@ def process_item(item: MediaItem, label: LabelInfo, out_dir: Path, options: Outp
             result = extractor.extract_image(item.path)
         else:
             result = extractor.extract_video(item.path)
-    except Exception as error:  # noqa: BLE001 - one odd file must not end a run of thousands
+    except Exception as error:  # one odd file must not end a run of thousands
         failure = file_failure(error, item.path)
         return {**base, "status": failure.status, "reason": failure.reason}
     if not result.faces:
@@ -251,11 +223,8 @@ def _process_in_worker(item: MediaItem, label: LabelInfo, out_dir: Path, options
 
 
 def finished_files(out_dir: Path) -> set[str]:
-    """Files a previous run completed (resolved paths): written tracks, and files with no
-    face. A file that failed is not among them: ``--resume`` tries it again."""
-    done = {r["path"] for r in read_lines(out_dir / "tracks.jsonl")}
-    done |= {r["path"] for r in read_lines(out_dir / "errors.jsonl") if r.get("status") == "no_face"}
-    return done
+    """Files a previous run completed (``ExtractionFolder.finished_files``)."""
+    return ExtractionFolder(out_dir).finished_files()
 
 
 def prepare_out_dir(out_dir: Path, config: ExtractConfig, options: OutputOptions, resume: bool) -> None:
@@ -263,9 +232,9 @@ def prepare_out_dir(out_dir: Path, config: ExtractConfig, options: OutputOptions
     the ones it was extracted with (``ExtractError`` otherwise, or when it holds an
     extraction and ``resume`` is not set)."""
     settings = {"extract": config.to_dict(), "output": asdict(options)}
-    config_path = out_dir / "config.json"
-    if config_path.exists():
-        previous = json.loads(config_path.read_text())
+    folder = ExtractionFolder(out_dir)
+    if folder.config_path.exists():
+        previous = json.loads(folder.config_path.read_text())
         if not resume:
             raise ExtractError(f"{out_dir} already holds an extraction: pass --resume to continue it, or choose a new --out")
         saved = previous.get("extract") if isinstance(previous, dict) else None
@@ -273,20 +242,18 @@ def prepare_out_dir(out_dir: Path, config: ExtractConfig, options: OutputOptions
             previous["extract"] = current_extract_keys(saved)
         if previous != json.loads(json.dumps(settings)):
             raise ExtractError(f"{out_dir} was extracted with other settings (see its config.json); use a new --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(settings, indent=2))
+    folder.write_settings(settings)
 
 
 def save_record(out_dir: Path, result: dict, summary: RunSummary) -> None:
     """Append one file's record to ``tracks.jsonl`` (faces found) or ``errors.jsonl``
     (no face, failed) and count it in ``summary``."""
+    ExtractionFolder(out_dir).append(result)
     if result["status"] == "ok":
-        _append_line(out_dir / "tracks.jsonl", result)
         summary.ok += 1
         summary.faces += len(result["tracks"])
         summary.crops += sum(len(t["crops"]) for t in result["tracks"])
     else:
-        _append_line(out_dir / "errors.jsonl", result)
         if result["status"] == "no_face":
             summary.no_face += 1
         else:

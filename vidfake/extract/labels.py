@@ -323,51 +323,75 @@ def _csv_form(
     )
 
 
-def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list[_Entry]:
-    """Rows of a CSV with ``path`` and ``label`` columns, or ``img_name`` and ``target``
-    (names matched in any case). ``path`` is relative to the CSV's folder; ``img_name``
-    follows `image_set_path`. A ``method`` or ``kind`` column, if present, names the
-    method of fake rows, and a ``group`` column the identity or source that a split must
-    keep on one side."""
-    entries: list[_Entry] = []
+@dataclass(frozen=True)
+class LabelRow:
+    """One row of a labels CSV, read by the one rule ``vidfake extract`` and ``vidfake eval``
+    share (``read_label_csv``)."""
+
+    file: Path  # the file the row names, not resolved: path relative to the CSV's folder, img_name by image_set_path
+    name: str  # the path or img_name as written
+    label: int | None  # 1 fake, 0 real; None when the label cell is not REAL/FAKE/1/0
+    raw_label: str
+    columns: dict[str, str]  # every cell by its column name (lower case, stripped)
+    line: int  # in the CSV, for messages
+    images: bool  # img_name,target form (a crop set) rather than path,label
+
+
+def read_label_csv(csv_path: Path) -> list[LabelRow]:
+    """The rows of a labels CSV: ``path,label`` (REAL/FAKE or 1/0; path relative to the
+    CSV's folder) or, failing that, ``img_name,target`` (names resolved by
+    ``image_set_path``); column names in any case, blank rows skipped. ``LabelError`` when
+    neither pair of columns is there or the file is not readable CSV."""
+    rows: list[LabelRow] = []
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
-            columns = {name.strip().lower(): i for i, name in enumerate(header or [])}
+            names = [name.strip().lower() for name in header or []]
+            columns = {name: i for i, name in enumerate(names)}
             path_name, label_name = _csv_form(csv_path, header, columns)
-            method_col = columns.get("method", columns.get("kind"))
-            group_col = columns.get("group")
-
             for row in reader:
-                line = reader.line_num
                 if not any(cell.strip() for cell in row):
                     continue  # blank or all-empty row
-                raw_path = _cell(row, columns[path_name])
-                raw_label = _cell(row, columns[label_name])
-                where = f"{csv_path}, line {line}"
-                if not raw_path:
-                    raise LabelError(f"{where}: empty {path_name!r} (label {raw_label!r})")
+                cells = {name: _cell(row, i) for i, name in enumerate(names)}
+                raw_path, raw_label = cells[path_name], cells[label_name]
                 try:
                     label = parse_label(raw_label)
                 except LabelError:
-                    if skip_unknown:
-                        skipped.append(f"{where}: label {raw_label!r} for {raw_path!r}")
-                        continue
-                    raise LabelError(
-                        f"{where}: unrecognised label {raw_label!r} for {raw_path!r}; "
-                        "expected REAL/FAKE or 1/0 (any case)"
-                    ) from None
-                method = (_cell(row, method_col) or None) if label == 1 else "real"
+                    label = None
                 if path_name == "img_name":
-                    full = image_set_path(csv_path, raw_path)
+                    file = image_set_path(csv_path, raw_path) if raw_path else csv_path.parent
                 else:
                     path = Path(raw_path).expanduser()
-                    full = path if path.is_absolute() else csv_path.parent / path
-                group = _cell(row, group_col) or None
-                entries.append((full.resolve(), LabelInfo(label, method, group, "csv"), where))
+                    file = path if path.is_absolute() else csv_path.parent / path
+                rows.append(LabelRow(file, raw_path, label, raw_label, cells, reader.line_num, path_name == "img_name"))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise LabelError(f"{csv_path}: cannot read as CSV: {exc}") from exc
+    return rows
+
+
+def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list[_Entry]:
+    """``read_label_csv``'s rows as label entries. A ``method`` or ``kind`` column, if
+    present, names the method of fake rows, and a ``group`` column the identity or source
+    that a split must keep on one side."""
+    entries: list[_Entry] = []
+    for row in read_label_csv(csv_path):
+        where = f"{csv_path}, line {row.line}"
+        column = "img_name" if row.images else "path"
+        if not row.name:
+            raise LabelError(f"{where}: empty {column!r} (label {row.raw_label!r})")
+        if row.label is None:
+            if skip_unknown:
+                skipped.append(f"{where}: label {row.raw_label!r} for {row.name!r}")
+                continue
+            raise LabelError(
+                f"{where}: unrecognised label {row.raw_label!r} for {row.name!r}; "
+                "expected REAL/FAKE or 1/0 (any case)"
+            )
+        method_column = "method" if "method" in row.columns else "kind"
+        method = (row.columns.get(method_column) or None) if row.label == 1 else "real"
+        group = row.columns.get("group") or None
+        entries.append((row.file.resolve(), LabelInfo(row.label, method, group, "csv"), where))
     return entries
 
 

@@ -26,18 +26,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from vidfake.config import from_dict
 from vidfake.extract.crop import CropConfig, crop_face, crop_mouth
 from vidfake.extract.detect import FaceDetector, FaceDetectorConfig, FrameDetections, detection_scale, downscale
 from vidfake.extract.sampling import parse_plan
-from vidfake.extract.track import (
-    FaceTrack,
-    TrackerConfig,
-    chain_to_track,
-    interp_rows,
-    link_detections,
-    select_tracks,
-)
+from vidfake.extract.track import FaceTrack, Tracker, TrackerConfig
 from vidfake.extract.video import (
     Backend,
     DecodeError,
@@ -47,7 +39,8 @@ from vidfake.extract.video import (
     probe_packets,
     turn_frames,
 )
-from vidfake.memory import release_freed_memory
+from vidfake.utils.config import from_dict
+from vidfake.utils.memory import release_freed_memory
 
 
 class MediaError(DecodeError):
@@ -234,7 +227,7 @@ class FaceExtractor:
 
         decoded: list[int] = []
         tracks: list[FaceTrack] = []
-        detections: list[FrameDetections] = []
+        tracker = Tracker(cfg.tracker)
         crops: dict[tuple[int, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
         with reader:
             for start in range(0, len(wanted), segment_len):
@@ -247,15 +240,13 @@ class FaceExtractor:
                 frames = turn_frames(frames, turn)
                 with _timed(timings, "detect"):
                     small = downscale(frames, cfg.face_detector.max_side)
-                    detections += _detect_segment(self.detector, small, scale, detections, cfg)
+                    tracker.add(_detect_segment(self.detector, small, scale, tracker, cfg))
                 first_step = len(decoded)
                 decoded += seg_indices.tolist()
                 with _timed(timings, "track"):
-                    chains = link_detections(detections, cfg.tracker)
-                    times = reader.timestamps[np.asarray(decoded)]
-                    tracks = [chain_to_track(c, np.asarray(decoded), times, cfg.tracker) for c in chains]
+                    tracks = tracker.tracks(decoded, reader.timestamps[np.asarray(decoded)])
                     if start + segment_len >= len(wanted):  # last segment: no crops for tracks to be dropped
-                        tracks = select_tracks(tracks, len(decoded), cfg.tracker)
+                        tracks = tracker.select(tracks)
                 with _timed(timings, "crop"):
                     _crop_segment(frames, first_step, tracks, decoded, crops, cfg)
                 # the segment's frames go before the sink runs the model on its crops, so
@@ -273,7 +264,7 @@ class FaceExtractor:
         if len(decoded) < len(wanted):
             warnings.append(f"{len(wanted) - len(decoded)} of {len(wanted)} planned frames could not be decoded")
         with _timed(timings, "track"):
-            tracks = select_tracks(tracks, len(decoded), cfg.tracker)
+            tracks = tracker.select(tracks)
         faces = _assemble(tracks, decoded, crops, cfg)
         return MediaFaces("video", info, cfg.plan, np.asarray(decoded), timestamps, faces, warnings, dict(timings),
                           rotation_retry=turn)
@@ -289,13 +280,13 @@ class FaceExtractor:
         with _timed(timings, "detect"):
             found = self.detector.detect(downscale(frame[None], self.config.face_detector.max_side), scale)
         zero = np.zeros(1, dtype=np.int64)
+        tracker = Tracker(self.config.tracker).add(found)
         with _timed(timings, "track"):
-            chains = link_detections(found, self.config.tracker)
-            tracks = [chain_to_track(c, zero, np.zeros(1), self.config.tracker) for c in chains]
+            tracks = tracker.tracks(zero, np.zeros(1))
         crops: dict = {}
         with _timed(timings, "crop"):
             _crop_segment(frame[None], 0, tracks, [0], crops, self.config)
-        tracks = select_tracks(tracks, 1, self.config.tracker)
+        tracks = tracker.select(tracks)
         info = ImageInfo(str(path), frame.shape[1], frame.shape[0])
         faces = _assemble(tracks, [0], crops, self.config)
         return MediaFaces("image", info, "image", zero, np.zeros(1), faces, [], dict(timings))
@@ -305,13 +296,13 @@ class FaceExtractor:
 
 
 def _detect_segment(
-    detector: FaceDetector, small: np.ndarray, scale: float, history: list[FrameDetections], cfg: ExtractConfig
+    detector: FaceDetector, small: np.ndarray, scale: float, tracker: Tracker, cfg: ExtractConfig
 ) -> list[FrameDetections]:
     """Full search on keyframes (every ``keyframe_interval``-th sampled frame, and the
     segment's last); on the frames between, boxes predicted from the tracks around them
     and checked by the detector's refine stage. A frame where fewer faces are confirmed
     than the keyframes around it hold is searched in full after all."""
-    n, first = len(small), len(history)
+    n, first = len(small), len(tracker.detections)
     interval = cfg.face_detector.keyframe_interval
     keys = sorted({i for i in range(n) if (first + i) % interval == 0} | {n - 1})
     result: list[FrameDetections] = [FrameDetections() for _ in range(n)]
@@ -320,7 +311,7 @@ def _detect_segment(
     between = sorted(set(range(n)) - set(keys))
     if not between:
         return result
-    predicted = _predict_boxes(history + result, first, between, cfg.tracker)
+    predicted = tracker.predicted_boxes(result, first, between)
     refined = detector.refine(small[between], scale, [predicted[i] for i in between])
     retry = []
     for i, found in zip(between, refined):
@@ -332,17 +323,6 @@ def _detect_segment(
         for i, found in zip(retry, detector.detect(small[retry], scale)):
             result[i] = found
     return result
-
-
-def _predict_boxes(detections: list[FrameDetections], first: int, between: list[int],
-                   tracker: TrackerConfig) -> dict[int, np.ndarray]:
-    """Boxes interpolated in step order from the tracks around each in-between frame."""
-    predicted = {i: [] for i in between}
-    for chain in link_detections(detections, tracker):
-        for i in between:
-            if chain.steps[0] < first + i < chain.steps[-1]:
-                predicted[i].append(interp_rows(first + i, chain.steps, chain.boxes)[0])
-    return {i: np.asarray(b, np.float32).reshape(-1, 4) for i, b in predicted.items()}
 
 
 def _crop_segment(frames: np.ndarray, first_step: int, tracks: list[FaceTrack], decoded: list[int], crops: dict,

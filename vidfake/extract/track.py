@@ -252,17 +252,55 @@ def select_tracks(tracks: Sequence[FaceTrack], n_steps: int, config: TrackerConf
     return sorted(kept, key=lambda t: (-(t.detected.sum() * t.size), t.track_id))
 
 
+class Tracker:
+    """Face tracks over sampled frames, built as the frames arrive: the one path from
+    detections to tracks. The video pipeline feeds it segment by segment (``add``, then
+    ``tracks`` to crop the segment), an image is a one-frame video, and ``build_tracks``
+    is the same in one call, so what the tests check is what the product runs.
+
+    Track ids are the link order's (first seen, first numbered) and never change as later
+    frames arrive; ``select`` keeps the ids and orders the kept tracks biggest and longest
+    first."""
+
+    def __init__(self, config: TrackerConfig | None = None):
+        self.config = config or TrackerConfig()
+        self.detections: list[FrameDetections] = []
+
+    def add(self, detections: Sequence[FrameDetections]) -> Tracker:
+        """Append the detections of the next sampled frames (in order)."""
+        self.detections += list(detections)
+        return self
+
+    def tracks(self, frame_indices: Sequence[int], timestamps: np.ndarray) -> list[FaceTrack]:
+        """Every track so far, short ones included (a segment's crops are cut before the
+        last segment decides which tracks survive); ``frame_indices`` and ``timestamps``:
+        of the frames added so far, in order."""
+        frame_indices, timestamps = np.asarray(frame_indices), np.asarray(timestamps)
+        return [chain_to_track(c, frame_indices, timestamps, self.config)
+                for c in link_detections(self.detections, self.config)]
+
+    def select(self, tracks: Sequence[FaceTrack]) -> list[FaceTrack]:
+        """The tracks worth keeping over all frames added, biggest and longest first."""
+        return select_tracks(tracks, len(self.detections), self.config)
+
+    def predicted_boxes(self, pending: Sequence[FrameDetections], first: int, between: Sequence[int]) -> dict[int, np.ndarray]:
+        """Where each track is expected on the in-between frames of a segment being
+        detected (``pending``: its detections so far, the segment starting at step
+        ``first``): boxes interpolated in step order from the tracks around each frame."""
+        predicted: dict[int, list] = {i: [] for i in between}
+        for chain in link_detections([*self.detections, *pending], self.config):
+            for i in between:
+                if chain.steps[0] < first + i < chain.steps[-1]:
+                    predicted[i].append(interp_rows(first + i, chain.steps, chain.boxes)[0])
+        return {i: np.asarray(b, np.float32).reshape(-1, 4) for i, b in predicted.items()}
+
+
 def build_tracks(
     frame_indices: np.ndarray,
     timestamps: np.ndarray,
     detections: Sequence[FrameDetections],
     config: TrackerConfig | None = None,
 ) -> list[FaceTrack]:
-    """Tracks over the sampled frames, biggest and longest first, ids renumbered 0.."""
-    config = config or TrackerConfig()
-    frame_indices, timestamps = np.asarray(frame_indices), np.asarray(timestamps, np.float64)
-    tracks = [chain_to_track(c, frame_indices, timestamps, config) for c in link_detections(detections, config)]
-    tracks = select_tracks(tracks, len(detections), config)
-    for new_id, track in enumerate(tracks):
-        track.track_id = new_id
-    return tracks
+    """The kept tracks over the sampled frames, biggest and longest first: ``Tracker`` in one call."""
+    tracker = Tracker(config).add(detections)
+    return tracker.select(tracker.tracks(frame_indices, np.asarray(timestamps, np.float64)))

@@ -282,6 +282,7 @@ class VideoReader(abc.ABC):
 
     def close(self) -> None:
         """Release decoder resources (backends holding an open handle override this)."""
+        return None  # nothing held by default
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """All requested frames at once, in the order asked; use ``iter_chunks`` for many."""

@@ -15,29 +15,35 @@ The one place a file is scored: the CLI, the service and the evaluation all call
   where their settings agree), and ``build_scorer``, the scorer for ``--checkpoint``s;
   ``ensemble_verdict`` combines the members' results.
 
-Importing this package loads no torch: that waits for a file that passes its probe.
+Importing this package loads nothing but this file: each name comes from its module on first
+use, and no torch loads before a file passes its probe.
 """
-from vidfake.scoring.audio import AudioInput
-from vidfake.scoring.batching import FRAMES_PER_BATCH
-from vidfake.scoring.heatmaps import HeatmapOptions
-from vidfake.scoring.ensemble import EnsembleScorer, build_scorer
-from vidfake.scoring.model import ClipModel
-from vidfake.scoring.scorer import MAX_CLIP_FRAMES, Extraction, Scorer, score_image, score_video
-from vidfake.scoring.verdict import TrackResult, Verdict, VerdictBuilder
+from importlib import import_module
 
-__all__ = [
-    "FRAMES_PER_BATCH",
-    "HeatmapOptions",
-    "MAX_CLIP_FRAMES",
-    "AudioInput",
-    "ClipModel",
-    "EnsembleScorer",
-    "Extraction",
-    "Scorer",
-    "TrackResult",
-    "Verdict",
-    "VerdictBuilder",
-    "build_scorer",
-    "score_image",
-    "score_video",
-]
+# name -> the module that defines it; imported on first use (PEP 562), so importing a
+# submodule such as ``heatmap_settings`` (the command line does) costs nothing more
+_EXPORTS = {
+    "AudioInput": "audio",
+    "FRAMES_PER_BATCH": "batching",
+    "EnsembleScorer": "ensemble_scorer",
+    "build_scorer": "ensemble_scorer",
+    "HeatmapOptions": "heatmaps",
+    "ClipModel": "model",
+    "MAX_CLIP_FRAMES": "scorer",
+    "Extraction": "scorer",
+    "Scorer": "scorer",
+    "score_image": "scorer",
+    "score_video": "scorer",
+    "TrackResult": "verdict",
+    "Verdict": "verdict",
+    "VerdictBuilder": "verdict",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """The package's public names, each from its module on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vidfake.scoring' has no attribute {name!r}")
+    return getattr(import_module(f"vidfake.scoring.{_EXPORTS[name]}"), name)

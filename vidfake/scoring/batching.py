@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from vidfake.clip_stream import StreamedClip
 from vidfake.extract.video import AudioTrack
+from vidfake.scoring.clip_stream import StreamedClip
 
 if TYPE_CHECKING:
     import torch
@@ -59,7 +59,7 @@ def pad(clips: list[StreamedClip], input_size: int, mouth_size: int | None = Non
     mouths only when every clip has them.
 
     Args:
-        clips: complete clips of one track (see ``vidfake.clip_stream``).
+        clips: complete clips of one track (see ``vidfake.scoring.clip_stream``).
         input_size: the model's face crop side in pixels.
         mouth_size: the sync head's mouth crop side, or None when the model has none.
 

@@ -41,6 +41,7 @@ from vidfake.extract.crop import square_region
 from vidfake.extract.recut import read_frames, recut_faces
 from vidfake.extract.video import DecodeError, VideoProbe
 from vidfake.scoring.heatmap_png import render_heatmap
+from vidfake.scoring.heatmap_settings import DEFAULT_HEATMAP_FRAMES
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from vidfake.scoring.scorer import Scorer
     from vidfake.scoring.verdict import TrackResult
 
-DEFAULT_K = 3  # frames per track
+DEFAULT_K = DEFAULT_HEATMAP_FRAMES  # frames per track
 METHOD_LABELS = {
     "mask_head": "blend mask (the model's mask head)",
     "grad_cam": "Grad-CAM (this checkpoint has no mask head)",

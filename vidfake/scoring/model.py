@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vidfake.checkpoint import Checkpoint, CheckpointError, CheckpointHeader, load_checkpoint
-from vidfake.clip_stream import ClipResult, StreamedClip
+from vidfake.checkpoints.format import Checkpoint, CheckpointHeader, build_model, load_checkpoint
 from vidfake.extract.video import AudioTrack
-from vidfake.memory import release_freed_memory
 from vidfake.scoring.batching import audio_batch, clip_batches, pad
+from vidfake.scoring.clip_stream import ClipResult, StreamedClip
 from vidfake.temporal import ModelConfig
+from vidfake.utils.memory import release_freed_memory
 
 if TYPE_CHECKING:
     import torch
@@ -47,15 +47,8 @@ class ClipModel:
     def module(self):
         """The model with the checkpoint's weights, built on first use (``CheckpointError``
         when the weights do not fit the checkpoint's model config)."""
-        if self._module is None:
-            from vidfake.temporal import create_model  # imports timm: only when a file reaches the model
-
-            try:
-                model = create_model(self.config, pretrained=False)  # the checkpoint holds every weight
-                model.load_state_dict(self.checkpoint.state_dict, strict=True)
-            except (RuntimeError, ValueError, KeyError) as error:
-                raise CheckpointError(f"{self.header.path}: the model cannot be built from it: {error}") from error
-            self._module = model.eval().to(self.device)
+        if self._module is None:  # imports torch and timm: only when a file reaches the model
+            self._module = build_model(self.checkpoint, self.device)
         return self._module
 
     def run(self, clips: list[StreamedClip], audio: AudioTrack | None, fps: float | None) -> list[ClipResult]:

@@ -19,18 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from vidfake.checkpoint import Checkpoint, CheckpointHeader
-from vidfake.clip_stream import ClipResult, ClipStream, StreamedClip
+from vidfake.checkpoints.default import checkpoint_header
+from vidfake.checkpoints.format import Checkpoint, CheckpointHeader
 from vidfake.extract.failures import file_failure
-from vidfake.extract.pipeline import CropSink, ExtractConfig, FaceClip, FaceExtractor, MediaFaces
+from vidfake.extract.pipeline import CropSink, FaceClip, FaceExtractor, MediaFaces
 from vidfake.extract.video import AudioTrack, VideoInfo, VideoProbe
-from vidfake.models import checkpoint_header
 from vidfake.scoring.audio import AudioInput, sync_audio
+from vidfake.scoring.clip_stream import ClipResult, ClipStream, StreamedClip
 from vidfake.scoring.heatmaps import HeatmapOptions, draw_heatmaps
 from vidfake.scoring.model import ClipModel
 from vidfake.scoring.verdict import TrackResult, Verdict, VerdictBuilder, track_result
-from vidfake.temporal import ModelConfig
-from vidfake.temporal.aggregate import AggregationConfig
 
 MAX_CLIP_FRAMES = 32  # plans without clips (uniform, every, all) are cut into clips this long
 # Crops reach the model as extraction cuts them (``ClipStream``): the crops held at once are
@@ -58,30 +56,29 @@ class Scorer:
     that cannot be read are answered at once and a run of only such files never loads
     either. ``load()`` loads them up front."""
 
+    draws_heatmaps = True  # mask head or Grad-CAM (``vidfake.scoring.heatmaps``)
+
     def __init__(self, checkpoint: Checkpoint | str | Path | None = None, device: str = "cpu", plan: str | None = None):
         loaded = checkpoint if isinstance(checkpoint, Checkpoint) else None
         if loaded is not None:
             self.header = CheckpointHeader(loaded.config, loaded.path, loaded.sha256)
         else:
             self.header = checkpoint_header(checkpoint)
-        config = self.header.config
-        self.model_config = ModelConfig.from_dict(config["model"])
+        settings = self.header.settings
+        self.model_config = settings.model
         self.clip_model = ClipModel(self.header, self.model_config, device, loaded)
-        extract = ExtractConfig.from_dict(config["extract"])
+        extract = settings.extract
         extract = replace(extract, plan=plan or extract.plan,
                           face_detector=replace(extract.face_detector, device=device))
         self.extract_config = extract
         self.extractor = FaceExtractor(extract)
         self.plan = self.extractor.plan  # parsed once: extraction, the audio check, the clip streams, the timeline
-        self.aggregation = AggregationConfig.from_dict(config["aggregation"])
-        self.model_info = {
-            "name": config.get("name", Path(self.header.path).stem),
-            "version": config.get("version", ""),
-            "sha256": self.header.sha256,
-        }
-        self.untrained = bool(config.get("training", {}).get("untrained", False))
+        self.aggregation = settings.aggregation
+        self.model_info = {"name": settings.display_name(self.header.path), "version": settings.version,
+                           "sha256": self.header.sha256}
+        self.untrained = settings.untrained
         # a checkpoint can carry one caveat its author wants on every verdict (the default model does)
-        self.model_warning = str(config.get("card", {}).get("warning", "")) or None
+        self.model_warning = settings.warning
         self.verdicts = VerdictBuilder(self.aggregation, self.model_info, self.model_config.sync_window,
                                        self.untrained, self.model_warning)
 
@@ -99,6 +96,13 @@ class Scorer:
         """Load the model and the face detector now rather than on the first readable file."""
         _ = self.model, self.extractor.detector
         return self
+
+    def score(self, path: str | Path, kind: str, heatmaps: HeatmapOptions | None = None) -> Verdict:
+        """Score one file of ``kind`` (``"video"`` or ``"image"``): the one entry point every
+        caller with a mixed list uses; failures and ``heatmaps`` as in ``score_video``."""
+        if kind not in ("video", "image"):
+            raise ValueError(f"kind must be 'video' or 'image', got {kind!r}")
+        return self._score(Path(path), kind, heatmaps)
 
     def score_video(self, path: str | Path, heatmaps: HeatmapOptions | None = None) -> Verdict:
         """Score one video; a file that cannot be scored gets a verdict saying why
@@ -155,12 +159,12 @@ class Scorer:
         start = time.perf_counter()
         try:
             probed = self.extractor.probe(path, kind)  # size, container, streams: before any model loads
-        except Exception as error:  # noqa: BLE001 - one bad file must never cost the rest of a batch
+        except Exception as error:  # one bad file must never cost the rest of a batch
             return self._failed(path, kind, error, start)
         self.load()  # outside the net: a checkpoint that cannot be built fails the run, not this file
         try:
             return self._score_file(path, kind, start, probed, heatmaps)
-        except Exception as error:  # noqa: BLE001 - one bad file must never cost the rest of a batch
+        except Exception as error:  # one bad file must never cost the rest of a batch
             return self._failed(path, kind, error, start)
 
     def _failed(self, path: Path, kind: str, error: Exception, start: float) -> Verdict:

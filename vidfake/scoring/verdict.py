@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vidfake.clip_stream import ClipResult
 from vidfake.extract.pipeline import FaceClip, MediaFaces
 from vidfake.extract.sampling import SamplingPlan
 from vidfake.scoring.audio import AudioInput
+from vidfake.scoring.clip_stream import ClipResult
 from vidfake.temporal.aggregate import AggregationConfig, TrackEvidence, aggregate
 
 

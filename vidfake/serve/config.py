@@ -2,7 +2,7 @@
 
 The CLI fills it from its options, tests build it directly; nothing else in
 ``vidfake.serve`` has numbers of its own, so a limit means the same thing in the upload
-check, the worker pool and the README.
+check, the worker pool and docs/serving.md.
 """
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vidfake.scoring.heatmap_settings import DEFAULT_HEATMAP_FRAMES
+
+DEFAULT_HOST = "127.0.0.1"  # loopback: exposing the service is a choice (--host 0.0.0.0)
+DEFAULT_PORT = 8000
 TOKEN_ENV = "VIDFAKE_TOKEN"  # where `vidfake serve` reads the bearer token when --token is absent
 DB_FILE = "jobs.sqlite3"
 
@@ -43,7 +47,7 @@ class ServeSettings:
     token: str | None = None  # bearer token; when set, every endpoint but health checks needs it
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
     thumbnail_size: int = 112  # face thumbnail side, pixels
-    heatmap_frames: int = 3  # heat-map pictures per face track (the most suspicious frames); 0: none
+    heatmap_frames: int = DEFAULT_HEATMAP_FRAMES  # heat-map pictures per face track (the most suspicious frames); 0: none
     max_attempts: int = 3  # a job the service died on this many times is failed, not retried again
     worker_start_timeout_s: float = 600.0  # loading the model in a worker (first import of torch included)
 

@@ -3,7 +3,7 @@
 answer in one checked shape."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -127,7 +127,7 @@ class JobList(BaseModel):
 
 
 def _time(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, timezone.utc) if ts is not None else None
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
 
 def job_url(job_id: str) -> str:

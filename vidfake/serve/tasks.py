@@ -32,13 +32,13 @@ class ScoreTask:
         ``heatmap_frames``: heat maps per face track (0: none; an ensemble draws none yet)."""
         import torch
 
-        from vidfake.scoring import Scorer, build_scorer
+        from vidfake.scoring import build_scorer
 
         if threads:
             torch.set_num_threads(threads)
         self.scorer = build_scorer(checkpoint, device=device)
         self.thumbnail_size = thumbnail_size
-        self.heatmap_frames = heatmap_frames if isinstance(self.scorer, Scorer) else 0
+        self.heatmap_frames = heatmap_frames if self.scorer.draws_heatmaps else 0
         files = [checkpoint] if isinstance(checkpoint, str) else checkpoint
         self.info = {**model_summary(self.scorer), "checkpoint": " + ".join(Path(f).name for f in files),
                      "device": device}
@@ -49,12 +49,12 @@ class ScoreTask:
 
         path, name = Path(request["path"]), request["display_name"]
         kind = request["kind"]
-        extra = {}
+        heatmaps = None
         if self.heatmap_frames:
             from vidfake.scoring.heatmaps import HeatmapOptions
 
-            extra["heatmaps"] = HeatmapOptions(heatmap_folder(Path(request["faces_dir"])), self.heatmap_frames)
-        verdict = self.scorer.score_image(path, **extra) if kind == "image" else self.scorer.score_video(path, **extra)
+            heatmaps = HeatmapOptions(heatmap_folder(Path(request["faces_dir"])), self.heatmap_frames)
+        verdict = self.scorer.score(path, kind, heatmaps)
         record = name_only(_without_server_path(verdict.to_dict(), str(path), name))
         faces = []
         if verdict.status == "ok":

@@ -288,7 +288,7 @@ class ScoringPool:
                 slot.job = job
                 try:
                     self._jobs.run(slot.child, job)
-                except Exception as error:  # noqa: BLE001 - a job's trouble must not end this dispatcher
+                except Exception as error:  # a job's trouble must not end this dispatcher
                     log.exception("job %s: unexpected error in its dispatcher", job.id)
                     shutil.rmtree(self.settings.faces_dir / job.id, ignore_errors=True)
                     self._jobs.fail(job.id, f"the service failed while handling this job ({type(error).__name__}: {error})")

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vidfake.config import from_dict
+from vidfake.utils.config import from_dict
 
 _T_BOUNDS = (0.05, 20.0)  # temperatures fit_temperature searches
 

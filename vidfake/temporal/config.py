@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from vidfake.config import from_dict
+from vidfake.utils.config import from_dict
 
 
 @dataclass(frozen=True)

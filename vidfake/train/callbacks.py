@@ -11,7 +11,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_only
 
-from vidfake.checkpoint import checkpoint_config, save_checkpoint
+from vidfake.checkpoints.format import checkpoint_config, save_checkpoint
 from vidfake.extract.pipeline import ExtractConfig
 from vidfake.temporal.aggregate import AggregationConfig
 from vidfake.train.module import VidfakeModule

@@ -7,7 +7,7 @@ The single source of training defaults: :data:`vidfake.train.run.DEFAULTS` is
 :class:`~vidfake.train.pretext.SyncPretextModule` take their defaults from
 :class:`DataConfig` and :class:`OptimConfig`, so a value left out of a YAML file and a
 module built in code without it get the same number. Sections are read with
-:func:`vidfake.config.from_dict`: an unknown key is an error naming the valid ones.
+:func:`vidfake.utils.config.from_dict`: an unknown key is an error naming the valid ones.
 
 Torch-free (``vidfake train --help`` and config checks need no model).
 """
@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vidfake.config import from_dict
 from vidfake.temporal.config import ModelConfig
+from vidfake.utils.config import from_dict
 
 TASKS = ("detect", "sync_pretext")
 BALANCE = ("method", "label")  # what the training sampler balances (DataConfig.balance)

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter, defaultdict
@@ -23,8 +22,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from vidfake.extract.crop import CropConfig, square_region
-from vidfake.jsonl import read_lines
+from vidfake.extract.crop import square_region
+from vidfake.extract.folder import ExtractionFolder
 from vidfake.train.audio import SyncAudio, clip_audio
 
 log = logging.getLogger(__name__)
@@ -89,15 +88,6 @@ def landmarks_to_crop(landmarks: np.ndarray, boxes: np.ndarray, margin: float, s
 
 # --- loading -----------------------------------------------------------------------------
 
-def _crop_config(out_dir: Path) -> CropConfig:
-    path = out_dir / "config.json"
-    if not path.exists():
-        log.warning("%s has no config.json; assuming default crop settings", out_dir)
-        return CropConfig()
-    crop = json.loads(path.read_text()).get("extract", {}).get("crop", {})
-    return CropConfig(**{k: v for k, v in crop.items() if k in CropConfig.__dataclass_fields__})
-
-
 def _runs(frame_indices: Sequence[int], positions: list[int]) -> list[list[int]]:
     """``positions`` split where the video frame index does not step by exactly 1."""
     runs: list[list[int]] = []
@@ -126,22 +116,21 @@ def load_extracted(dir: Path, clip_len: int | None = None, stride: int = 1, cons
         raise ValueError(f"stride must be >= 1, got {stride}")
     if consecutive and stride != 1:
         raise ValueError("consecutive windows need stride 1")
-    crop = _crop_config(out_dir)
+    folder = ExtractionFolder(out_dir)
+    crop = folder.extract_config().crop  # strict: a folder without its settings is refused, not guessed at
     items: list[ClipItem] = []
     unlabelled = 0
-    for record in read_lines(out_dir / "tracks.jsonl"):
-        if record.get("status", "ok") != "ok":
+    for record in folder.records():
+        if record.status != "ok":
             continue
-        if record.get("label") is None:
+        if record.label is None:
             unlabelled += 1
             continue
-        audio = record.get("audio")
-        if audio:
-            audio = {**audio, "file": out_dir / "audio" / audio["file"]}
-        fps = (record.get("info") or {}).get("fps") if record.get("kind", "video") == "video" else None
-        for track in record.get("tracks", []):
-            positions = list(range(0, len(track["crops"]), stride))
-            frame_indices = track.get("frame_indices") or []
+        audio = {**record.audio, "file": folder.audio(record.audio["file"])} if record.audio else None
+        fps = record.fps
+        for track in record.tracks:
+            positions = list(range(0, len(track.crops), stride))
+            frame_indices = track.frame_indices
             runs = _runs(frame_indices, positions) if consecutive and frame_indices else [positions]
             windows = []
             for run in runs:
@@ -151,22 +140,22 @@ def load_extracted(dir: Path, clip_len: int | None = None, stride: int = 1, cons
                     windows += [run[i : i + clip_len] for i in range(0, len(run) - clip_len + 1, clip_len)]
             if not windows:
                 continue
-            landmarks = landmarks_to_crop(track["landmarks"], track["boxes"], crop.margin, crop.size)
-            mouths = track.get("mouths") or []
+            landmarks = landmarks_to_crop(track.landmarks, track.boxes, crop.margin, crop.size)
+            mouths = track.mouths
             for window in windows:
                 items.append(ClipItem(
-                    media_id=record["media_id"],
-                    track_id=int(track["track_id"]),
-                    label=int(record["label"]),
-                    method=record.get("method"),
-                    group=record.get("group"),
-                    crop_files=[out_dir / "images" / track["crops"][p] for p in window],
-                    mouth_files=[out_dir / "mouths" / mouths[p] for p in window] if mouths else [],
-                    timestamps=[float(track["timestamps"][p]) for p in window],
+                    media_id=record.media_id,
+                    track_id=int(track.track_id),
+                    label=int(record.label),
+                    method=record.method,
+                    group=record.group,
+                    crop_files=[folder.image(track.crops[p]) for p in window],
+                    mouth_files=[folder.mouth(mouths[p]) for p in window] if mouths else [],
+                    timestamps=[float(track.timestamps[p]) for p in window],
                     landmarks_in_crop=landmarks[window],
-                    audio=audio or None,
+                    audio=audio,
                     frame_indices=tuple(int(frame_indices[p]) for p in window) if frame_indices else (),
-                    fps=float(fps) if fps else None,
+                    fps=fps,
                 ))
     if unlabelled:
         log.warning("%s: skipped %d record(s) with no label", out_dir, unlabelled)

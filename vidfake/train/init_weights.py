@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
-from vidfake.checkpoint import load_checkpoint
+from vidfake.checkpoints.format import load_checkpoint
 
 ALL = "all"
 

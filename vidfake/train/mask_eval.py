@@ -34,8 +34,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from vidfake.checkpoint import CheckpointError, load_checkpoint
-from vidfake.temporal import ModelConfig, create_model
+from vidfake.checkpoints.format import CheckpointError, build_model, load_checkpoint
 from vidfake.train.config import DataConfig
 from vidfake.train.data import ClipDataset, ClipItem, load_extracted, split_by_group
 from vidfake.train.datamodule import ValSBITransform, ValTransform, collate_clips
@@ -130,12 +129,9 @@ def evaluate_mask_map(
         CheckpointError: an unreadable checkpoint.
     """
     source = load_checkpoint(checkpoint)
-    config = ModelConfig.from_dict(source.config["model"])
-    if not config.mask_head:
+    if not source.settings.model.mask_head:
         raise ValueError(f"{checkpoint}: the model has no blend-mask head (model.mask_head), so no map to measure")
-    model = create_model(config, pretrained=False)
-    model.load_state_dict(source.state_dict, strict=True)
-    model.eval().to(device)
+    model = build_model(source, device)
 
     items = _held_back(Path(data_dir), split, val_fraction, split_seed)
     reals = _subset([i for i in items if i.label == 0], limit, seed)
@@ -201,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
     print(f"{result['images']} self-blended crops, map {result['map_size'][0]}x{result['map_size'][1]}: "
           f"IoU {fmt(result['iou'])} (threshold {result['threshold']}), pointing {fmt(result['pointing'])}")
     for key in ("sbi_fakes", "real", "dataset_fakes"):

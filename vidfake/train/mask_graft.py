@@ -20,8 +20,7 @@ from pathlib import Path
 
 import torch
 
-from vidfake.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vidfake.temporal.config import ModelConfig
+from vidfake.checkpoints.format import CheckpointError, load_checkpoint, save_checkpoint
 
 __all__ = ["graft_mask_decoder", "MASK_PARTS"]
 
@@ -42,8 +41,8 @@ def graft_mask_decoder(base: str | Path, trained: str | Path, out: str | Path) -
     """
     source, fitted = load_checkpoint(base), load_checkpoint(trained)
     # through ModelConfig: a key an older checkpoint lacks means its default
-    base_model = ModelConfig.from_dict(source.config["model"]).to_dict()
-    fitted_model = ModelConfig.from_dict(fitted.config["model"]).to_dict()
+    base_model = source.settings.model.to_dict()
+    fitted_model = fitted.settings.model.to_dict()
     if not fitted_model["mask_decoder"]:
         raise ValueError(f"{trained}: the model has no mask decoder (model.mask_decoder) to graft")
     if not base_model["mask_head"]:
@@ -62,7 +61,7 @@ def graft_mask_decoder(base: str | Path, trained: str | Path, out: str | Path) -
     state.update({k: v for k, v in fitted.state_dict.items() if _is_mask(k)})
     config = copy.deepcopy(source.config)
     config["model"] = {**source.config["model"], "mask_decoder": True}
-    steps = fitted.config.get("training", {}).get("steps")
+    steps = fitted.settings.training.get("steps")
     config.setdefault("card", {})["mask_decoder"] = (
         f"finer blend-mask map (1/4 of the crop) from a decoder trained {steps} steps on SBI masks with the "
         "rest of the model frozen; not part of the score")
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command line; exit code 2 when the two checkpoints do not fit together."""
     p = argparse.ArgumentParser(prog="python -m vidfake.train.mask_graft", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("base", type=Path, help="the finished checkpoint (e.g. vidfake/models/default.safetensors)")
+    p.add_argument("base", type=Path, help="the finished checkpoint (e.g. vidfake/checkpoints/default.safetensors)")
     p.add_argument("trained", type=Path, help="the decoder run's checkpoint (OUT/last.safetensors)")
     p.add_argument("--out", type=Path, required=True, help="where to write the grafted checkpoint")
     args = p.parse_args(argv)

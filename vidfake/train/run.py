@@ -27,7 +27,7 @@ a config ``--config`` reads), and the ``training.config`` block of both vidfake 
 ``--set SECTION.KEY=VALUE`` (repeatable; VALUE is read as YAML) overrides any key.
 Several GPUs or nodes: ``trainer.devices``, ``trainer.num_nodes``, ``trainer.strategy``
 (``ddp``); start one process per node and Lightning starts the rest, or start them all
-with ``torchrun`` or SLURM's ``srun`` (see the README).
+with ``torchrun`` or SLURM's ``srun`` (see docs/training.md).
 """
 from __future__ import annotations
 
@@ -156,12 +156,12 @@ class TrainingRun:
 
 
 def _check_extraction(data_dir: Path, model_config, sync: bool):
-    from vidfake.extract.pipeline import ExtractConfig
+    from vidfake.extract.folder import ExtractionFolder, FolderError
 
-    extract_path = data_dir / "config.json"
-    if not extract_path.is_file():
-        raise ConfigError(f"{data_dir}: no config.json (is it a `vidfake extract` output folder?)")
-    extract_config = ExtractConfig.from_dict(json.loads(extract_path.read_text())["extract"])
+    try:
+        extract_config = ExtractionFolder(data_dir).extract_config()
+    except FolderError as error:
+        raise ConfigError(str(error)) from None
     if extract_config.crop.size != model_config.input_size:
         raise ConfigError(
             f"{data_dir} has {extract_config.crop.size}px crops but model.input_size is "
@@ -238,9 +238,8 @@ def build(config: dict, resume: bool = False) -> TrainingRun:
     import pytorch_lightning as pl
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-    from vidfake.train.callbacks import PrintProgress, ResumeCheckpoint, SaveVidfakeCheckpoint, Throughput
-
     from vidfake.temporal.encoder import check_backbone_name
+    from vidfake.train.callbacks import PrintProgress, ResumeCheckpoint, SaveVidfakeCheckpoint, Throughput
 
     try:
         run_config = TrainConfig.from_dict(config)

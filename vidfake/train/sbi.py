@@ -64,7 +64,7 @@ class BlendParams:
     blend_ratio: float = 1.0  # the mask is multiplied by this
 
     @classmethod
-    def identity(cls, **overrides) -> "BlendParams":
+    def identity(cls, **overrides) -> BlendParams:
         """Neutral parameters (no colour/sharpness/geometry change), optionally overridden."""
         return cls(**overrides)
 
@@ -72,7 +72,10 @@ class BlendParams:
 def sample_params(rng: np.random.Generator, config: SBIConfig = SBIConfig()) -> BlendParams:
     """Draw one random set of blend parameters."""
     j = config.color_jitter
-    u = lambda lim, n=None: rng.uniform(-lim, lim, n)  # noqa: E731
+
+    def u(lim, n=None):
+        return rng.uniform(-lim, lim, n)
+
     sharpness = "none"
     if rng.random() < config.sharpen_or_blur:
         sharpness = "blur" if rng.random() < 0.5 else "sharpen"

@@ -21,10 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from vidfake.checkpoint import load_checkpoint
+from vidfake.checkpoints.format import build_model, load_checkpoint
 from vidfake.eval.evaluate import BASE_COLUMNS
-from vidfake.temporal import ModelConfig, create_model
-from vidfake.temporal.aggregate import AggregationConfig
 from vidfake.train.augment import augment_clip
 from vidfake.train.data import ClipDataset, load_extracted, split_by_group
 from vidfake.train.datamodule import collate_clips, wants_val_sbi
@@ -54,6 +52,19 @@ class _ValidationView:
 
 
 @torch.no_grad()
+def split_settings(checkpoint_config: dict) -> dict:
+    """The validation split a checkpoint's training run used: ``clip_len``, ``val_fraction``
+    and ``split_seed`` from the training config it stores, ``DataConfig``'s defaults for what
+    it does not store (a checkpoint made outside ``vidfake train``)."""
+    from vidfake.train.config import DataConfig
+
+    stored = checkpoint_config.get("training", {}).get("config", {}).get("data", {})
+    default = DataConfig()
+    return {"clip_len": stored.get("clip_len", default.clip_len),
+            "val_fraction": stored.get("val_fraction", default.val_fraction),
+            "split_seed": stored.get("seed", default.seed)}
+
+
 def write_validation_predictions(
     checkpoint: str | Path,
     data_dir: str | Path,
@@ -68,10 +79,8 @@ def write_validation_predictions(
     """Score the validation split of ``data_dir`` and write ``vidfake eval``'s
     predictions columns (``name`` is ``media_id#k``; ``path`` the first crop)."""
     source = load_checkpoint(checkpoint)
-    model = create_model(ModelConfig.from_dict(source.config["model"]), pretrained=False)
-    model.load_state_dict(source.state_dict, strict=True)
-    model.eval().to(device)
-    aggregation = AggregationConfig.from_dict(source.config["aggregation"])
+    model = build_model(source, device)
+    aggregation = source.settings.aggregation
 
     items = load_extracted(Path(data_dir), clip_len)
     _, val_items = split_by_group(items, val_fraction, split_seed)

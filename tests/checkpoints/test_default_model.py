@@ -1,0 +1,64 @@
+"""The default model that ships in the package: present, intact, trained, and used when no
+checkpoint is given."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from vidfake.checkpoints.default import default_checkpoint
+from vidfake.checkpoints.package import MAX_PACKAGE_MB
+from vidfake.cli import main
+from vidfake.extract.sampling import parse_plan
+
+
+def test_the_packaged_model_is_present_intact_and_small(shipped):
+    path = default_checkpoint()
+    recorded = (path.parent / "default.sha256").read_text().split()[0]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == recorded == shipped.sha256
+    assert path.stat().st_size <= MAX_PACKAGE_MB * 2**20
+
+
+def test_the_packaged_model_is_trained_calibrated_and_says_so(shipped):
+    config = shipped.config
+    assert config["name"] == "vidfake-default" and config["version"]
+    assert not config["training"].get("untrained")
+    # the last stage's validation: the dev split's clips of real deepfakes, with moved-audio
+    # copies of its real clips (an untrained model scores about 0.5 there)
+    assert config["training"]["steps"] > 0 and config["training"]["best_val_auc"] > 0.65
+    assert config["model"]["sync"] and config["model"]["mask_head"]  # the lip-sync pretext's head ships
+    assert parse_plan(config["extract"]["plan"]).kind == "clips"  # consecutive frames, as the head needs
+    # the temporal transformer is used: its output layer was trained, not zeroed (--frame-only)
+    assert float(shipped.state_dict["temporal.head.weight"].abs().sum()) > 0
+    assert config["card"]["temporal"].startswith("trained")
+    assert config["calibration"]["n"] > 0  # fitted on the dev split's video logits
+    assert config["aggregation"]["temperature"] == config["calibration"]["temperature"]
+    assert config["aggregation"]["bias"] == config["calibration"]["bias"]
+    assert "non-commercial" in config["card"]["licence"]
+    assert "MODEL_CARD" in config["card"]["warning"]
+    assert config["model"]["backbone"] == "tf_efficientnet_lite0"
+    assert config["extract"]["crop"]["size"] == config["model"]["input_size"]
+
+
+def test_score_without_checkpoint_uses_the_default_model(face_video, shipped, capsys):
+    assert main(["score", str(face_video.path), "--json", "--no-progress"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "ok" and 0 < record["score"] < 1
+    assert record["model"]["sha256"] == shipped.sha256 and record["model"]["name"] == "vidfake-default"
+    assert not any("untrained" in w for w in record["warnings"])
+    assert shipped.config["card"]["warning"] in record["warnings"]  # its caveat travels with every score
+    assert main(["models", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["sha256"] == shipped.sha256
+    assert info["mask_head"] == shipped.config["model"]["mask_head"] and info["sync_head"] is True
+
+
+@pytest.mark.slow
+def test_readme_first_command_scores_the_example_videos(fixtures_dir, tmp_path, capsys):
+    videos = [fixtures_dir / "videos" / "dfdc_yhffcuhhjy.mp4", fixtures_dir / "videos" / "dfdc_lynaeydofd.mp4"]
+    assert main(["score", *map(str, videos), "--plots", str(tmp_path), "--json", "--no-progress"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert all(r["audio"]["used"] and -8 <= r["audio"]["offset_frames"] <= 8 for r in records)  # both have speech
+    assert len(list(tmp_path.glob("*.png"))) == 2
