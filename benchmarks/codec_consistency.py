@@ -16,7 +16,8 @@ variant with each checkpoint (default: the packaged model), and writes
 * per clip: its score as it came (the whole file, untouched: a reference, not part of the
   spread) and under each encoding, and the spread (highest minus lowest of the six
   encodings' scores, all made from the same first ``--seconds``);
-* per checkpoint: the median spread (all clips, reals, fakes), the share of real variants
+* per checkpoint: the median spread (all clips, reals, fakes), its 90th percentile and
+  maximum, the share of real variants
   called fake at the checkpoint's threshold, and the video AUC with its 95 % interval for
   the clips as they came and under each encoding.
 """
@@ -32,6 +33,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import av
 import numpy as np
 from tqdm import tqdm
 
@@ -45,7 +47,8 @@ AS_CAME = "as-came"
 
 
 def pick_clips(labels_csv: Path, per_class: int) -> list[dict]:
-    """``per_class`` real and fake rows, one source at a time so no source dominates."""
+    """Real and fake rows in the order they are tried, one source at a time so no source
+    dominates: the first ``per_class`` of each label that re-encode are measured."""
     with labels_csv.open(newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r.get("kind", "video") == "video"]
     picked = []
@@ -55,28 +58,45 @@ def pick_clips(labels_csv: Path, per_class: int) -> list[dict]:
             if row["label"] == label:
                 by_source[row.get("source") or row["path"].split("/")[0]].append(row)
         chosen: list[dict] = []
-        while len(chosen) < per_class and any(by_source.values()):
+        while any(by_source.values()):
             for source in sorted(by_source):
-                if by_source[source] and len(chosen) < per_class:
+                if by_source[source]:
                     chosen.append(by_source[source].pop(0))
         if len(chosen) < per_class:
             raise SystemExit(f"{labels_csv}: only {len(chosen)} {label} videos, {per_class} asked for")
-        picked += chosen
+        picked.append(chosen)
     return picked
 
 
-def variants(clips: list[dict], root: Path, work: Path, seconds: float) -> dict[str, dict[str, Path]]:
-    """clip path -> {encoding or "as-came": file}; re-encodings already in ``work`` are reused."""
-    out: dict[str, dict[str, Path]] = {}
-    for clip in tqdm(clips, desc="re-encode", unit="clip"):
-        source = root / clip["path"]
-        stem = hashlib.sha256(clip["path"].encode()).hexdigest()[:16]
-        files = {AS_CAME: source}
-        for name, encoding in ENCODINGS.items():
-            target = work / f"{stem}.{name}{encoding.suffix}"
-            files[name] = target if target.exists() else reencode(source, work / f"{stem}.{name}", encoding, seconds)
-        out[clip["path"]] = files
-    return out
+def variants(candidates: list[list[dict]], root: Path, work: Path, seconds: float,
+             per_class: int) -> tuple[list[dict], dict[str, dict[str, Path]], list[dict]]:
+    """The first ``per_class`` clips of each label that re-encode all six ways, their files
+    (clip path -> {encoding or "as-came": file}; re-encodings already in ``work`` are
+    reused), and the clips that could not be re-encoded, with the reason."""
+    clips, out, skipped = [], {}, []
+    progress = tqdm(total=per_class * len(candidates), desc="re-encode", unit="clip")
+    for label_candidates in candidates:
+        kept = 0
+        for clip in label_candidates:
+            if kept == per_class:
+                break
+            source = root / clip["path"]
+            stem = hashlib.sha256(clip["path"].encode()).hexdigest()[:16]
+            files = {AS_CAME: source}
+            try:
+                for name, encoding in ENCODINGS.items():
+                    target = work / f"{stem}.{name}{encoding.suffix}"
+                    files[name] = target if target.exists() else reencode(source, work / f"{stem}.{name}",
+                                                                           encoding, seconds)
+            except (ValueError, av.error.FFmpegError) as error:
+                skipped.append({"path": clip["path"], "reason": str(error)})
+                continue
+            clips.append(clip)
+            out[clip["path"]] = files
+            kept += 1
+            progress.update()
+    progress.close()
+    return clips, out, skipped
 
 
 def _auc(labels: list[int], scores: list[float]) -> dict:
@@ -112,6 +132,7 @@ def measure(checkpoint: str | None, clips: list[dict], files: dict[str, dict[str
                                                        and c["spread"] is not None]), 4),
         "median_spread_fake": round(statistics.median([c["spread"] for c in table if c["label"] == "FAKE"
                                                        and c["spread"] is not None]), 4),
+        "p90_spread": round(float(np.percentile(spreads, 90)), 4),
         "max_spread": round(max(spreads), 4),
         "real_variants_called_fake": round(float(np.mean([s >= threshold for s in real_variants])), 4),
         "n_real_variants": len(real_variants),
@@ -135,15 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     info = machine_info(["timm"])
-    clips = pick_clips(args.labels, args.per_class)
-    files = variants(clips, args.labels.parent, args.work_dir, args.seconds)
+    candidates = pick_clips(args.labels, args.per_class)
+    clips, files, skipped = variants(candidates, args.labels.parent, args.work_dir, args.seconds, args.per_class)
     results = [measure(c, clips, files) for c in (args.checkpoint or [None])]
     report = {
         "benchmark": "codec_consistency", "labels": str(args.labels), "per_class": args.per_class,
         "seconds": args.seconds, "encodings": {n: {"codec": e.codec, "container": e.suffix, "options": e.options,
                                                    "scale": e.scale, "bits_per_pixel": e.bits_per_pixel,
                                                    "audio": e.audio_codec} for n, e in ENCODINGS.items()},
-        "machine": info, "git": git_state(), "wall_s": round(time.time() - started, 1), "results": results,
+        "skipped": skipped, "machine": info, "git": git_state(), "wall_s": round(time.time() - started, 1), "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

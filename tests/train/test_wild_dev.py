@@ -23,8 +23,9 @@ EXCLUDED = SHARED_DATASETS / "public-media" / "EXCLUDED.txt"
 
 
 def _training_rows() -> list[ManifestRow]:
-    """The rows of every committed manifest except wild-dev's own."""
-    return [row for path in sorted((CONFIGS / "data").glob("*.csv")) if path != WILD_DEV for row in read_manifest(path)]
+    """The rows of every committed training manifest (every CSV here but wild-dev's own files)."""
+    return [row for path in sorted((CONFIGS / "data").glob("*.csv")) if not path.name.startswith("wild_dev")
+            for row in read_manifest(path)]
 
 
 def _source(repo: str, path: str, label: str = "FAKE", group: str | None = None, split: str = "dev",
@@ -141,3 +142,19 @@ def test_codec_of_reads_the_notes_field():
     assert codec_of("854x480 32.36s 25.0fps h264; c23 video") == "h264"
     assert codec_of("224x224 1.7s 25.0fps mpeg4; audio yes") == "mpeg4"
     assert codec_of("nothing useful") == "unknown"
+
+
+def test_the_pages_kept_for_training_keep_groups_apart_and_crop_their_layouts():
+    from vidfake.train.wild_dev import reserved_training_rows
+
+    page = "big/page"
+    sources = [_source(page, "single.mp4", notes="1024x1024 6s 30fps h264; single"),
+               _source(page, "pair.mp4", notes="2048x1024 8s 30fps h264; sidebyside; left input, right edit"),
+               _source(page, "three.mp4", notes="3072x1024 9s 30fps h264; triptych; three panels"),
+               _source(page, "which.mp4", notes="sidebyside; two panels (which side unclear)"),
+               _source(page, "held.mp4", group="person:obama"),
+               _source(page, "anim.gif"), _source("other/repo", "x.mp4")]
+    hashes = {(s["repo"], s["path"]): s["path"] for s in sources}
+    rows = reserved_training_rows(sources, hashes, held_groups={"person:obama"}, reserved={page: "kept"})
+    assert [(r.path, r.split, r.transform, r.sha256) for r in rows] == [
+        ("pair.mp4", "train", "right-half", "pair.mp4"), ("single.mp4", "train", "", "single.mp4")]

@@ -87,12 +87,17 @@ def _write_audio(source: Path, out: av.container.OutputContainer, stream, max_se
                                   frame_size=stream.codec_context.frame_size or None)
     written = 0
     with av.open(str(source)) as container:
-        for frame in container.decode(container.streams.audio[0]):
-            frame.pts = None
-            for chunk in resampler.resample(frame):
-                for packet in stream.encode(chunk):
-                    out.mux(packet)
-                written += chunk.samples
+        for packet_in in container.demux(container.streams.audio[0]):
+            try:
+                frames = packet_in.decode()
+            except av.error.InvalidDataError:  # a damaged packet: skip it, as players do
+                continue
+            for frame in frames:
+                frame.pts = None
+                for chunk in resampler.resample(frame):
+                    for packet in stream.encode(chunk):
+                        out.mux(packet)
+                    written += chunk.samples
             if written >= max_seconds * rate:
                 break
     for chunk in resampler.resample(None):

@@ -36,13 +36,14 @@ import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidfake.train.manifest import SHARED_REPO, ManifestError, ManifestRow, read_blob, read_manifest, write_manifest
 
 __all__ = ["MAX_SHARE", "RESERVED_FOR_TRAINING", "WILD_DEV_SPLIT", "SelectionReport", "build_wild_dev",
-           "check_separation", "codec_of", "family_of", "read_excluded", "read_shared_sources"]
+           "check_separation", "codec_of", "family_of", "read_excluded", "read_shared_sources",
+           "reserved_training_rows"]
 
 WILD_DEV_SPLIT = "wild-dev"
 MAX_SHARE = 0.08  # no source more than this share of the set
@@ -254,6 +255,29 @@ def build_wild_dev(
     return sorted(chosen, key=lambda r: (r.repo, r.path)), report
 
 
+def reserved_training_rows(sources: Sequence[dict[str, str]], hashes: dict[tuple[str, str], str],
+                           held_groups: set[str], reserved: dict[str, str] | None = None) -> list[ManifestRow]:
+    """The files of the repositories kept for training (``RESERVED_FOR_TRAINING``) as
+    ``train`` rows: labelled videos, GIFs and ``?`` rows left out as everywhere, no group
+    that a development set holds (``held_groups``), side-by-side demos cut to their right
+    half, and three-panel or unclear layouts left out (no crop is known to give the fake)."""
+    reserved = RESERVED_FOR_TRAINING if reserved is None else reserved
+    rows = []
+    for raw in sources:
+        repo, path, notes = raw["repo"], raw["path"], raw.get("notes", "").lower()
+        if (repo not in reserved or raw["kind"] != "video" or raw["label"] not in ("REAL", "FAKE")
+                or raw["split"] == "unused" or path.lower().endswith(".gif") or (repo, path) not in hashes
+                or raw["group"] in held_groups or "triptych" in notes or "unclear" in notes):
+            continue
+        transform = "right-half" if "sidebyside" in notes or "side-by-side" in notes else ""
+        rows.append(ManifestRow(
+            repo=repo, commit=raw["commit"], path=path, label=raw["label"], split="train", group=raw["group"],
+            dataset=raw["dataset"], method=raw["method"], kind="video", transform=transform,
+            family=family_of(raw["label"], raw["dataset"], raw["method"]), sha256=hashes[(repo, path)],
+            codec=codec_of(raw.get("notes", ""))))
+    return sorted(rows, key=lambda r: (r.repo, r.path))
+
+
 def check_separation(wild_dev: Sequence[ManifestRow], training: Sequence[ManifestRow], excluded: set[str],
                      shared_sources: dict[str, str] | None = None) -> list[str]:
     """Every way ``wild_dev`` touches training or the independent test, as sentences (empty
@@ -304,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirrors", type=Path, required=True, help="folder of local repository copies")
     parser.add_argument("--shared", type=Path, required=True, help="the ../shared/datasets folder")
     parser.add_argument("--out", type=Path, required=True, help="where to write the wild-dev manifest")
+    parser.add_argument("--reserved-out", type=Path,
+                        help="also write the files of the repositories kept for training as a train manifest here")
     args = parser.parse_args(argv)
     try:
         sources = []
@@ -330,6 +356,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     write_manifest(rows, args.out)
     print(report.summary())
+    if args.reserved_out is not None:
+        held = {r.group for r in rows} | {r.group for r in training if r.split != "train"}
+        extra = reserved_training_rows(sources, hashes, held)
+        problems = check_separation(rows, extra, excluded, shared_sources)
+        if problems:
+            print("error: the reserved rows touch wild-dev:\n  " + "\n  ".join(problems), file=sys.stderr)
+            return 1
+        write_manifest(extra, args.reserved_out)
+        print(f"kept for training: {len(extra)} files from {len({r.repo for r in extra})} repositories "
+              f"in {args.reserved_out}")
     counts = Counter((r.family, r.label) for r in rows)
     print("families: " + ", ".join(f"{fam} {label} {n}" for (fam, label), n in sorted(counts.items())))
     return 0
