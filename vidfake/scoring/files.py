@@ -31,7 +31,7 @@ def shard_folder(out: Path) -> Path:
 
 
 def score_files(
-    items: Sequence[MediaItem],
+    items: Sequence[MediaItem],  # or anything with ``path`` and ``kind`` (``vidfake eval``'s items)
     scorer,
     *,
     heatmaps: dict | None = None,
