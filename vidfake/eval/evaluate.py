@@ -100,7 +100,9 @@ def score_set(eval_set: EvalSet, scorer, out_dir: Path, frames: bool = False, pr
             for item, verdict in zip(todo, verdicts):
                 write(item, verdict)
         else:  # one process: each row is on disk as soon as its file is scored
-            score_files(todo, scorer, context=context, progress=progress, on_verdict=write)
+            from vidfake.distributed.context import DistContext
+
+            score_files(todo, scorer, context=DistContext(), progress=progress, on_verdict=write)
     if sharded:
         from vidfake.distributed.shard_store import ShardStore
 
