@@ -41,3 +41,35 @@ def test_by_reports_a_column_with_many_values_and_refuses_an_unknown_one():
     assert forced["groups"]["source"]["real/0"]["accuracy"] == 0.5  # r0 at 0.1 passes, r3 at 0.6 is called fake
     with pytest.raises(EvalError, match="no column codec"):
         evaluate_predictions(rows, threshold=0.5, clip=1e-6, n_boot=10, by=("codec",))
+
+
+def test_cross_fitting_scores_each_half_with_the_other_halfs_fit():
+    import hashlib
+    import math
+
+    import numpy as np
+
+    from vidfake.eval.calibrate import CalibrationError, cross_fitted
+    from vidfake.temporal.aggregate import fit_temperature_and_bias
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):
+        label = i % 2
+        logit = (2.0 if label else -1.0) + rng.normal(0, 1.5) + 1.0  # too confident and leaning fake
+        rows.append({"path": f"f{i}", "label": str(label), "score": "0.5", "logit": repr(logit), "group": f"g{i // 2}"})
+    rows.append({"path": "noface", "label": "1", "score": "", "logit": "", "group": "g0"})
+    out = cross_fitted(rows, "group")
+    assert out[-1] == rows[-1]  # no logit: left as it was
+
+    def half(row):
+        return hashlib.sha1(row["group"].encode()).digest()[0] % 2
+
+    for held_out in (0, 1):
+        train = [r for r in rows[:-1] if half(r) != held_out]
+        t, b = fit_temperature_and_bias([float(r["logit"]) for r in train], [int(r["label"]) for r in train])
+        for row, new in zip(rows[:-1], out[:-1]):
+            if half(row) == held_out:
+                assert float(new["score"]) == pytest.approx(1 / (1 + math.exp(-(float(row["logit"]) / t + b))))
+    with pytest.raises(CalibrationError, match="one class"):
+        cross_fitted([{**r, "label": "1"} for r in rows[:-1]], "group")

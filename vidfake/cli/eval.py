@@ -41,6 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clip", type=float, help="log-loss probability clipping (default: DFDC's)")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the checkpoint's, or 0.5)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals")
+    p.add_argument("--cross-fit", metavar="COLUMN", nargs="?", const="group",
+                   help="report with the calibration cross-fitted: temperature and bias fitted on one half of the "
+                        "set (split by COLUMN, default group) and applied to the other, both ways; honest log loss "
+                        "and rates where the same set also chooses or calibrates the model")
     p.add_argument("--by", action="append", default=[], metavar="COLUMN",
                    help="always report per value of this label column, however many values it has (e.g. source); "
                         "repeatable")
@@ -97,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         settings = replace(
             settings, policy=args.missing, n_boot=args.bootstrap,
             **({"by": tuple(args.by)} if args.by else {}),
+            **({"cross_fit": args.cross_fit} if args.cross_fit else {}),
             **({"clip": args.clip} if args.clip is not None else {}),
             **({"threshold": args.threshold} if args.threshold is not None else {}),
         )

@@ -34,6 +34,7 @@ class EvalSettings:
     checkpoint: str = ""
     checkpoint_version: str = ""
     by: tuple[str, ...] = ()  # columns always reported per value
+    cross_fit: str = ""  # recalibrate each half of the set on the other, split by this column ("": as scored)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by", tuple(self.by))  # a list when read back from JSON
@@ -57,6 +58,10 @@ def build_report(pred_path: Path, out_dir: Path, settings: EvalSettings, title: 
     for the report's section on them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = read_predictions(pred_path)
+    if settings.cross_fit:
+        from vidfake.eval.calibrate import cross_fitted
+
+        rows = cross_fitted(rows, settings.cross_fit)
     frame_path = pred_path.with_name("predictions_frames.csv")
     frame_rows = read_predictions(frame_path) if frame_path.exists() else None
     metrics = evaluate_predictions(rows, settings.threshold, settings.clip, settings.policy, settings.n_boot, frame_rows,
