@@ -27,7 +27,8 @@ def input_dir(tmp_path_factory, face_video, two_face_video, empty_scene_video):
     media.truncated_copy(face_video.path, root / "broken.mp4", fraction=0.3)
     media.face_image(root / "still.png")
     (root / "labels.csv").write_text(
-        "path,label,kind\nreal_one.mp4,REAL,real\nfake_two.mp4,fake,faceswap\nempty.mp4,0,real\nbroken.mp4,1,faceswap\nstill.png,Real,real\n"
+        "path,label,kind,source\nreal_one.mp4,REAL,real,studio/a\nfake_two.mp4,fake,faceswap,web/b\nempty.mp4,0,real,\n"
+        "broken.mp4,1,faceswap,web/b\nstill.png,Real,real,studio/a\n"
     )
     return root
 
@@ -43,6 +44,7 @@ def test_extract_writes_crops_labels_tracks_and_errors(input_dir, tmp_path, caps
     records = {r["media_id"]: r for r in read_jsonl(out / "tracks.jsonl")}
     assert set(records) == {"real_one", "fake_two", "still"}
     assert len(records["fake_two"]["tracks"]) == 2 and records["fake_two"]["method"] == "faceswap"
+    assert {k: r["origin"] for k, r in records.items()} == {"real_one": "studio/a", "fake_two": "web/b", "still": "studio/a"}
     track = records["real_one"]["tracks"][0]
     assert len(track["frame_indices"]) == len(track["boxes"]) == len(track["crops"]) == len(track["landmarks"]) == 8
     assert records["real_one"]["info"]["num_frames"] == 50 and records["real_one"]["plan"] == "uniform:8"

@@ -31,6 +31,7 @@ class SynthClip:
     audio: np.ndarray | None = None  # float32 mono at 16 kHz
     audio_start: float = 0.0  # time of the first audio sample on the frames' clock
     frame_indices: list[int] | None = field(default=None)  # default: consecutive from first_frame
+    origin: str | None = None  # the source the file came from (for source-balanced batches)
 
 
 def write_extraction(out: Path, clips: list[SynthClip], size: int, mouth_size: int = 96) -> Path:
@@ -61,7 +62,7 @@ def write_extraction(out: Path, clips: list[SynthClip], size: int, mouth_size: i
             track["mouths"] = names
         record = {
             "media_id": clip.media_id, "path": f"/data/{clip.media_id}.mp4", "kind": "video",
-            "label": clip.label, "method": clip.method, "group": clip.group, "status": "ok",
+            "label": clip.label, "method": clip.method, "group": clip.group, "origin": clip.origin, "status": "ok",
             "info": {"fps": clip.fps, "num_frames": max(indices) + 1, "width": size, "height": size},
             "plan": {}, "frame_indices": indices, "timestamps": track["timestamps"], "tracks": [track],
             "audio": write_wav(out, clip.media_id, clip.audio, clip.audio_start) if clip.audio is not None else None,

@@ -216,9 +216,35 @@ def test_balanced_sampler_weights(extracted):
     assert len(per_method) == 3 and len(fakes) > 3  # Deepfakes, NeuralTextures, None (DFDC)
     assert max(per_method.values()) == pytest.approx(min(per_method.values()))
 
-    plain = balanced_sampler_weights(items, by_method=False)
+    plain = balanced_sampler_weights(items, by="label")
     assert len(set(plain[labels == 1].tolist())) == 1
     assert plain[labels == 0].sum().item() == pytest.approx(plain[labels == 1].sum().item())
     sampler = WeightedRandomSampler(weights, num_samples=4000, replacement=True, generator=torch.Generator().manual_seed(0))
     drawn = labels[list(sampler)].float().mean().item()
     assert 0.45 < drawn < 0.55
+
+
+def test_source_balanced_weights_give_every_source_an_equal_share_of_its_class():
+    """Two real sources (one of 6 clips, one of 2) and three fake ones (1, 3, 4 clips)."""
+    from vidfake.train.data import ClipItem
+
+    def item(label: int, origin: str | None) -> ClipItem:
+        return ClipItem("m", 0, label, None, None, [], [], [], np.zeros((0, 5, 2), np.float32), None, origin=origin)
+
+    items = [item(0, "big/real")] * 6 + [item(0, "small/real")] * 2 + [item(1, "a")] + [item(1, "b")] * 3
+    items += [item(1, None)] * 4 + [item(None, "x")]
+    weights = balanced_sampler_weights(items, by="source").tolist()
+    assert weights[0] == pytest.approx(1 / 2 / 2 / 6) and weights[6] == pytest.approx(1 / 2 / 2 / 2)
+    assert weights[8] == pytest.approx(1 / 2 / 3 / 1) and weights[9] == pytest.approx(1 / 2 / 3 / 3)
+    assert weights[12] == pytest.approx(1 / 2 / 3 / 4)  # no origin: one "unknown" source
+    assert weights[-1] == 0 and sum(weights) == pytest.approx(1.0)
+
+
+def test_load_extracted_carries_where_each_file_came_from(tmp_path):
+    from tests.train.folders import SynthClip, write_extraction
+
+    frames = np.zeros((2, SIZE, SIZE, 3), np.uint8)
+    landmarks = np.full((2, 5, 2), SIZE / 2, np.float32)
+    write_extraction(tmp_path, [SynthClip("a", 0, frames, landmarks, origin="repo/a"),
+                                SynthClip("b", 1, frames, landmarks)], size=SIZE)
+    assert [(i.media_id, i.origin) for i in load_extracted(tmp_path)] == [("a", "repo/a"), ("b", None)]

@@ -163,6 +163,7 @@ def process_item(item: MediaItem, label: LabelInfo, out_dir: Path, options: Outp
         "method": label.method,
         "group": label.group,
         "label_source": label.source,
+        "origin": label.origin,
     }
     try:
         if item.kind == "image":

@@ -89,6 +89,7 @@ class FileRecord:
     method: str | None = None
     group: str | None = None
     label_source: str | None = None
+    origin: str | None = None  # where the file came from (repository or dataset), for source-balanced batches
     reason: str | None = None  # why a file has no tracks
     info: dict[str, Any] = field(default_factory=dict)  # width, height, fps, ...
     plan: Any = None

@@ -58,7 +58,8 @@ class LabelInfo:
     label: int | None  # 1 fake, 0 real, None unknown
     method: str | None  # manipulation method ("NeuralTextures", "faceswap", ...), "real" or None
     group: str | None  # identity/source key for leak-free splits
-    source: str  # "dfdc-metadata", "ffpp-layout", "csv", "folder-layout" or "none"
+    source: str  # where the label came from: "dfdc-metadata", "ffpp-layout", "csv", "folder-layout" or "none"
+    origin: str | None = None  # where the file came from (a labels CSV's "source" column: a repository or dataset)
 
 
 UNKNOWN = LabelInfo(None, None, None, "none")
@@ -372,8 +373,9 @@ def read_label_csv(csv_path: Path) -> list[LabelRow]:
 
 def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list[_Entry]:
     """``read_label_csv``'s rows as label entries. A ``method`` or ``kind`` column, if
-    present, names the method of fake rows, and a ``group`` column the identity or source
-    that a split must keep on one side."""
+    present, names the method of fake rows, a ``group`` column the identity or source
+    that a split must keep on one side, and a ``source`` column where the file came from
+    (training can balance its batches by it)."""
     entries: list[_Entry] = []
     for row in read_label_csv(csv_path):
         where = f"{csv_path}, line {row.line}"
@@ -391,7 +393,8 @@ def _csv_entries(csv_path: Path, skip_unknown: bool, skipped: list[str]) -> list
         method_column = "method" if "method" in row.columns else "kind"
         method = (row.columns.get(method_column) or None) if row.label == 1 else "real"
         group = row.columns.get("group") or None
-        entries.append((row.file.resolve(), LabelInfo(row.label, method, group, "csv"), where))
+        origin = row.columns.get("source") or None
+        entries.append((row.file.resolve(), LabelInfo(row.label, method, group, "csv", origin), where))
     return entries
 
 

@@ -21,7 +21,7 @@ from vidfake.temporal.config import ModelConfig
 from vidfake.utils.config import from_dict
 
 TASKS = ("detect", "sync_pretext")
-BALANCE = ("method", "label")  # what the training sampler balances (DataConfig.balance)
+BALANCE = ("method", "label", "source")  # what the training sampler balances (DataConfig.balance)
 PROGRESS = ("auto", "bar", "lines", "none")  # TrainerConfig.progress_bar
 
 
@@ -37,7 +37,9 @@ class DataConfig:
     ``temporal_sbi_prob``: see :class:`~vidfake.train.datamodule.TrainTransform`.
     ``balance``: batches draw real and fake equally and, with ``"method"``, every fake
     method equally (right for FF++'s four equal methods); ``"label"`` balances the classes
-    only, so a method with a handful of files is not repeated as often as one with thousands.
+    only, so a method with a handful of files is not repeated as often as one with thousands;
+    ``"source"`` gives every source (repository or dataset, the labels CSV's ``source``
+    column at extraction) the same share of each class.
     """
 
     dir: str | None = None  # a `vidfake extract` output folder (or --data)

@@ -49,6 +49,7 @@ class ClipItem:
     audio: dict | None  # the record's audio entry, "file" made absolute (or None)
     frame_indices: tuple[int, ...] = ()  # the video frame of each crop
     fps: float | None = None  # the video's frame rate (None for images)
+    origin: str | None = None  # where the file came from (repository or dataset), for source-balanced batches
 
     def __len__(self) -> int:
         return len(self.crop_files)
@@ -156,6 +157,7 @@ def load_extracted(dir: Path, clip_len: int | None = None, stride: int = 1, cons
                     audio=audio,
                     frame_indices=tuple(int(frame_indices[p]) for p in window) if frame_indices else (),
                     fps=fps,
+                    origin=record.origin,
                 ))
     if unlabelled:
         log.warning("%s: skipped %d record(s) with no label", out_dir, unlabelled)
@@ -373,13 +375,20 @@ def _to_tensors(sample: dict) -> dict:
 
 # --- sampling ----------------------------------------------------------------------------
 
-def balanced_sampler_weights(items: Sequence[ClipItem], by_method: bool = True) -> torch.Tensor:
+def balanced_sampler_weights(items: Sequence[ClipItem], by: str = "method") -> torch.Tensor:
     """Per-item weights (float64, summing to 1) for ``WeightedRandomSampler``: real and fake
-    carry equal total weight and, with ``by_method``, so does each fake method (a missing
-    method counts as one "unknown" method). Unlabelled items get weight 0; a class that is
-    absent leaves the whole weight to the other."""
+    carry equal total weight and, within them, by ``by``:
+
+    * ``"label"``: nothing more;
+    * ``"method"``: each fake method equally (a missing method counts as one "unknown" method);
+    * ``"source"``: each source (the repository or dataset a file came from, ``ClipItem.origin``)
+      equally within each class, so a model cannot learn a large source's look as its label.
+
+    Unlabelled items get weight 0; a class that is absent leaves the whole weight to the other."""
     def bucket(item: ClipItem):
-        if item.label == 1 and by_method:
+        if by == "source":
+            return (item.label, item.origin or "unknown")
+        if item.label == 1 and by == "method":
             return (1, item.method or "unknown")
         return (item.label, None)
 

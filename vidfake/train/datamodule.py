@@ -394,7 +394,7 @@ class FaceClipDataModule(pl.LightningDataModule):
         """This process's share of the training clips, balanced by label (and method)."""
         rank, world = self._rank_world()
         if self.data_has_fakes:
-            weights = balanced_sampler_weights(self.train_items, by_method=self.balance == "method")
+            weights = balanced_sampler_weights(self.train_items, by=self.balance)
             sampler = BalancedDistributedSampler(self.train_set, weights,
                                                  num_replicas=world, rank=rank, seed=self.seed)
         else:
