@@ -230,6 +230,11 @@ def materialize(rows: Sequence[ManifestRow], out: Path, mirrors: Path | None = N
     return report
 
 
+def row_sha256(row: ManifestRow, mirrors: Path | None, shared: Path | None) -> str:
+    """The SHA-256 of one row's file as stored (before any transform): what ``sha256`` holds."""
+    return hashlib.sha256(read_blob(row, mirrors, shared)).hexdigest()
+
+
 def with_hashes(rows: Sequence[ManifestRow], mirrors: Path | None, shared: Path | None,
                 progress: bool = True) -> tuple[list[ManifestRow], list[tuple[str, str]]]:
     """The rows with ``sha256`` filled in from their files (rows that already have one are
@@ -240,7 +245,7 @@ def with_hashes(rows: Sequence[ManifestRow], mirrors: Path | None, shared: Path 
             filled.append(row)
             continue
         try:
-            filled.append(replace(row, sha256=hashlib.sha256(read_blob(row, mirrors, shared)).hexdigest()))
+            filled.append(replace(row, sha256=row_sha256(row, mirrors, shared)))
         except ManifestError as error:
             failed.append((row.local_name, str(error)))
             filled.append(row)

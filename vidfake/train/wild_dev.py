@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import re
 import sys
 from collections import Counter, defaultdict
@@ -39,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidfake.train.manifest import SHARED_REPO, ManifestError, ManifestRow, read_blob, read_manifest, write_manifest
+from vidfake.train.manifest import SHARED_REPO, ManifestError, ManifestRow, read_manifest, row_sha256, write_manifest
 
 __all__ = ["MAX_SHARE", "RESERVED_FOR_TRAINING", "WILD_DEV_SPLIT", "SelectionReport", "build_wild_dev",
            "check_separation", "codec_of", "family_of", "read_excluded", "read_shared_sources",
@@ -298,11 +297,6 @@ def check_separation(wild_dev: Sequence[ManifestRow], training: Sequence[Manifes
     return problems
 
 
-def file_sha256(row: ManifestRow, mirrors: Path | None, shared: Path | None) -> str:
-    """The SHA-256 of one manifest row's file (as stored: before any transform)."""
-    return hashlib.sha256(read_blob(row, mirrors, shared)).hexdigest()
-
-
 def _hash_sources(sources: Sequence[dict[str, str]], mirrors: Path) -> dict[tuple[str, str], str]:
     from tqdm import tqdm
 
@@ -311,7 +305,7 @@ def _hash_sources(sources: Sequence[dict[str, str]], mirrors: Path) -> dict[tupl
     for raw in tqdm(wanted, desc="hash", unit="file"):
         row = ManifestRow(raw["repo"], raw["commit"], raw["path"], raw["label"], "train", "g", "", "", "video")
         try:
-            hashes[(row.repo, row.path)] = file_sha256(row, mirrors, None)
+            hashes[(row.repo, row.path)] = row_sha256(row, mirrors, None)
         except ManifestError:
             continue  # not in the local copies: the file cannot be a candidate
     return hashes
@@ -346,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     train_rows = [r for r in training if r.split == "train" and (r.repo, r.path) not in hashes and r.kind == "video"]
     for row in train_rows:  # training videos outside sources.csv (../shared/datasets)
         try:
-            hashes[(row.repo, row.path)] = file_sha256(row, args.mirrors, args.shared)
+            hashes[(row.repo, row.path)] = row_sha256(row, args.mirrors, args.shared)
         except ManifestError:
             continue
     rows, report = build_wild_dev(sources, excluded, training, hashes, shared_sources)
