@@ -19,12 +19,10 @@ from vidfake.extract.dataset import (
     OutputOptions,
     RunSummary,
     extract_items,
-    finished_files,
     prepare_out_dir,
     save_record,
-    write_labels_csv,
 )
-from vidfake.extract.folder import json_default
+from vidfake.extract.folder import ExtractionFolder, json_default
 from vidfake.extract.labels import LabelResolver
 from vidfake.extract.pipeline import ExtractConfig
 
@@ -56,7 +54,7 @@ def run_extraction_sharded(
     keys = [str(item.path.resolve()) for item in items]
     with ProcessGroup(context, RESUME_HINT) as group:
         group.on_main(lambda: prepare_out_dir(out_dir, config, options, resume))
-        done = finished_files(out_dir) if resume else set()
+        done = ExtractionFolder(out_dir).finished_files() if resume else set()
 
         def process(indices: list[int], emit: Emit) -> None:
             index_of = {keys[i]: i for i in indices}
@@ -78,6 +76,6 @@ def run_extraction_sharded(
         for _, record in merged:
             save_record(out_dir, record, summary)
     finally:
-        write_labels_csv(out_dir)
+        ExtractionFolder(out_dir).write_labels_csv()
     ShardStore(out_dir / SHARDS, context.rank).clear()
     return summary

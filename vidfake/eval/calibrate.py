@@ -64,7 +64,7 @@ def cross_fitted(rows: list[dict], column: str = "group", bias: bool = True) -> 
     lacks one of the classes."""
     import hashlib
 
-    from vidfake.temporal.aggregate import calibrated_logit
+    from vidfake.temporal.aggregate import calibrated_probability
 
     def fold(row: dict) -> int:
         return hashlib.sha1(str(row.get(column, "")).encode()).digest()[0] % 2
@@ -84,8 +84,8 @@ def cross_fitted(rows: list[dict], column: str = "group", bias: bool = True) -> 
             out.append(row)
             continue
         temperature, offset = fitted[fold(row)]
-        z = calibrated_logit(float(row["logit"]), temperature, offset)
-        out.append({**row, "score": repr(1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z)))})
+        probability = calibrated_probability(float(row["logit"]), temperature, prob_clip=0.0, bias=offset)
+        out.append({**row, "score": repr(probability)})
     return out
 
 

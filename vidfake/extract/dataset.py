@@ -115,27 +115,23 @@ def _write_image(array: np.ndarray, path: Path, options: OutputOptions) -> None:
 def write_crops(result: MediaFaces, item: MediaItem, out_dir: Path, options: OutputOptions) -> list[dict]:
     """Save every crop of every track; return the tracks as records with their files."""
     records = []
+    folder = ExtractionFolder(out_dir)
     suffix = "png" if options.image_format == "png" else "jpg"
     for face in result.faces:
         record = face.track.to_dict()
         names, mouth_names = [], []
         for t, frame_index in enumerate(face.track.frame_indices.tolist()):
             name = f"{item.media_id}/t{face.track.track_id:02d}_f{frame_index:06d}.{suffix}"
-            _write_image(face.crops[t], out_dir / "images" / name, options)
+            _write_image(face.crops[t], folder.image(name), options)
             names.append(name)
             if face.mouths is not None:
-                _write_image(face.mouths[t], out_dir / "mouths" / name, options)
+                _write_image(face.mouths[t], folder.mouth(name), options)
                 mouth_names.append(name)
         record["crops"] = names
         if mouth_names:
             record["mouths"] = mouth_names
         records.append(record)
     return records
-
-
-def write_labels_csv(out_dir: Path) -> int:
-    """Rebuild ``labels.csv`` from ``tracks.jsonl``; rows only for labelled files."""
-    return ExtractionFolder(out_dir).write_labels_csv()
 
 
 class _Worker:
@@ -206,7 +202,7 @@ def write_audio(item: MediaItem, out_dir: Path, sample_rate: int = AUDIO_RATE) -
     except NoAudioError:
         return None
     name = f"{item.media_id}.wav"
-    path = out_dir / "audio" / name
+    path = ExtractionFolder(out_dir).audio(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = (np.clip(audio.samples, -1.0, 1.0) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as handle:
@@ -221,11 +217,6 @@ def write_audio(item: MediaItem, out_dir: Path, sample_rate: int = AUDIO_RATE) -
 def _process_in_worker(item: MediaItem, label: LabelInfo, out_dir: Path, options: OutputOptions) -> dict:
     assert _Worker.extractor is not None
     return process_item(item, label, out_dir, options, _Worker.extractor)
-
-
-def finished_files(out_dir: Path) -> set[str]:
-    """Files a previous run completed (``ExtractionFolder.finished_files``)."""
-    return ExtractionFolder(out_dir).finished_files()
 
 
 def prepare_out_dir(out_dir: Path, config: ExtractConfig, options: OutputOptions, resume: bool) -> None:
@@ -303,7 +294,7 @@ def run_extraction(
 
     prepare_out_dir(out_dir, config, options, resume)
     summary = RunSummary(total=len(items), out_dir=str(out_dir))
-    done = finished_files(out_dir) if resume else set()
+    done = ExtractionFolder(out_dir).finished_files() if resume else set()
     todo = [item for item in items if str(item.path.resolve()) not in done]
     summary.skipped = len(items) - len(todo)
     bar = tqdm(total=len(todo), unit="video", disable=not progress, dynamic_ncols=True)
@@ -315,5 +306,5 @@ def run_extraction(
                 bar.set_postfix(faces=summary.faces, no_face=summary.no_face, failed=summary.failed)
     finally:
         bar.close()
-        write_labels_csv(out_dir)
+        ExtractionFolder(out_dir).write_labels_csv()
     return summary

@@ -172,11 +172,10 @@ class ExtractionFolder:
 
     def extract_config(self) -> ExtractConfig:
         """The extraction settings (crop size and margin, plan, detector), strictly read."""
+        saved = self.settings()["extract"]
         try:
-            return ExtractConfig.from_dict(current_extract_keys(self.settings()["extract"]))
+            return ExtractConfig.from_dict(current_extract_keys(saved))
         except (TypeError, ValueError) as error:
-            if isinstance(error, FolderError):
-                raise
             raise FolderError(f"{self.config_path}: extract settings cannot be read: {error}") from error
 
     def write_settings(self, settings: dict) -> None:
