@@ -149,6 +149,22 @@ def _source_components(repos: Iterable[str], hashes: dict[tuple[str, str], str])
     return {repo: root(repo) for repo in parent}
 
 
+def _training_repositories(training: Sequence[ManifestRow], shared_sources: dict[str, str]) -> set[str]:
+    """The repositories training rows come from, ``../shared/datasets`` files counted as the
+    repository each was taken from (``shared_sources``; ``shared`` where unknown)."""
+    return {shared_sources.get(r.path, r.repo) if r.repo == SHARED_REPO else r.repo
+            for r in training if r.split == "train"}
+
+
+def _row_from_source(raw: dict[str, str], split: str, transform: str, sha256: str) -> ManifestRow:
+    """A sources.csv row as a manifest row of ``split``."""
+    return ManifestRow(
+        repo=raw["repo"], commit=raw["commit"], path=raw["path"], label=raw["label"], split=split,
+        group=raw["group"], dataset=raw["dataset"], method=raw["method"], kind="video", transform=transform,
+        family=family_of(raw["label"], raw["dataset"], raw["method"]), sha256=sha256,
+        codec=codec_of(raw.get("notes", "")))
+
+
 def _spread_sample(rows: Sequence[ManifestRow], hashes: dict[tuple[str, str], str], k: int) -> list[ManifestRow]:
     """``k`` rows spread over label, method and group, in a fixed order (by content hash)."""
     strata: dict[tuple[str, str, str], list[ManifestRow]] = defaultdict(list)
@@ -177,21 +193,19 @@ def build_wild_dev(
     training: Sequence[ManifestRow],
     hashes: dict[tuple[str, str], str],
     shared_sources: dict[str, str] | None = None,
-    shared_hashes: dict[str, str] | None = None,
     reserved: dict[str, str] | None = None,
     max_share: float = MAX_SHARE,
 ) -> tuple[list[ManifestRow], SelectionReport]:
     """Choose wild-dev from ``sources`` (rows in sources.csv form) by the rules of the module
-    docstring. ``hashes`` maps (repo, path) to the SHA-256 of every candidate's bytes;
-    ``shared_hashes`` maps the SHA-256 of each ../shared/datasets file to its path."""
+    docstring. ``hashes`` maps (repo, path) to the SHA-256 of every candidate's bytes (and
+    of training files whose manifest row carries none)."""
     reserved = RESERVED_FOR_TRAINING if reserved is None else reserved
     shared_sources = shared_sources or {}
     report = SelectionReport()
     train_rows = [r for r in training if r.split == "train"]
-    training_repos = {shared_sources.get(r.path, SHARED_REPO) if r.repo == SHARED_REPO else r.repo for r in train_rows}
-    training_groups = {r.group for r in training if r.split == "train"}
-    training_hashes = set((shared_hashes or {}).keys())
-    training_hashes |= {r.sha256 or hashes.get((r.repo, r.path), "") for r in train_rows} - {""}
+    training_repos = _training_repositories(training, shared_sources)
+    training_groups = {r.group for r in train_rows}
+    training_hashes = {r.sha256 or hashes.get((r.repo, r.path), "") for r in train_rows} - {""}
 
     candidates: list[ManifestRow] = []
     for raw in sources:
@@ -211,13 +225,8 @@ def build_wild_dev(
             continue  # unusable rows (unknown status, GIFs as in training, files not in the snapshot)
         if raw["group"] in training_groups:
             continue  # a person or source video that training holds
-        method = raw["method"]
-        transform = "right-half" if any(m in method.lower() for m in RIGHT_HALF_METHODS) else ""
-        candidates.append(ManifestRow(
-            repo=repo, commit=raw["commit"], path=path, label=raw["label"], split=WILD_DEV_SPLIT,
-            group=raw["group"], dataset=raw["dataset"], method=method, kind="video", transform=transform,
-            family=family_of(raw["label"], raw["dataset"], method), sha256=hashes[(repo, path)],
-            codec=codec_of(raw.get("notes", ""))))
+        transform = "right-half" if any(m in raw["method"].lower() for m in RIGHT_HALF_METHODS) else ""
+        candidates.append(_row_from_source(raw, WILD_DEV_SPLIT, transform, hashes[(repo, path)]))
 
     # a candidate repository that shares bytes with training belongs to training
     tainted = {r.repo for r in candidates if r.sha256 in training_hashes}
@@ -269,11 +278,7 @@ def reserved_training_rows(sources: Sequence[dict[str, str]], hashes: dict[tuple
                 or raw["group"] in held_groups or "triptych" in notes or "unclear" in notes):
             continue
         transform = "right-half" if "sidebyside" in notes or "side-by-side" in notes else ""
-        rows.append(ManifestRow(
-            repo=repo, commit=raw["commit"], path=path, label=raw["label"], split="train", group=raw["group"],
-            dataset=raw["dataset"], method=raw["method"], kind="video", transform=transform,
-            family=family_of(raw["label"], raw["dataset"], raw["method"]), sha256=hashes[(repo, path)],
-            codec=codec_of(raw.get("notes", ""))))
+        rows.append(_row_from_source(raw, "train", transform, hashes[(repo, path)]))
     return sorted(rows, key=lambda r: (r.repo, r.path))
 
 
@@ -283,9 +288,8 @@ def check_separation(wild_dev: Sequence[ManifestRow], training: Sequence[Manifes
     when separate): a shared repository (the repositories behind ../shared/datasets
     included), a shared content hash where both manifests know it, a shared group, or a
     repository from EXCLUDED.txt."""
-    shared_sources = shared_sources or {}
     train_rows = [r for r in training if r.split == "train"]
-    train_repos = {shared_sources.get(r.path, r.repo) if r.repo == SHARED_REPO else r.repo for r in train_rows}
+    train_repos = _training_repositories(training, shared_sources or {})
     problems = [f"repository {repo} is in wild-dev and in training" for repo in
                 sorted({r.repo for r in wild_dev} & train_repos)]
     problems += [f"repository {repo} is in EXCLUDED.txt" for repo in sorted({r.repo for r in wild_dev} & excluded)]
