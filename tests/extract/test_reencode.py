@@ -68,3 +68,11 @@ def test_max_seconds_cuts_the_clip(tmp_path, clip):
     source, _, _ = clip
     info = probe(reencode(source, tmp_path / "cut", "h264-crf18", max_seconds=1.0))
     assert info.num_frames == 25
+
+
+def test_every_encoding_of_one_clip_gets_its_own_file(tmp_path, clip):
+    """The stem keeps its dots (``clip.h264-crf18``): no two encodings share a file name."""
+    source, _, _ = clip
+    written = {name: reencode(source, tmp_path / f"clip.{name}", name, max_seconds=0.5) for name in ENCODINGS}
+    assert {p.name for p in written.values()} == {f"clip.{name}{ENCODINGS[name].suffix}" for name in ENCODINGS}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written.values())  # no partial left

@@ -109,10 +109,12 @@ def _write_audio(source: Path, out: av.container.OutputContainer, stream, max_se
 
 def reencode(source: str | Path, target_stem: str | Path, encoding: Encoding | str, max_seconds: float = 10.0) -> Path:
     """Write ``source``'s first ``max_seconds`` as ``target_stem`` + the encoding's suffix and
-    return that path. Audio, where the source has it, is re-encoded alongside."""
+    return that path (written under a temporary name and renamed when complete). Audio, where
+    the source has it, is re-encoded alongside."""
     encoding = ENCODINGS[encoding] if isinstance(encoding, str) else encoding
     source = Path(source)
-    target = Path(target_stem).with_suffix(encoding.suffix)
+    target = Path(f"{target_stem}{encoding.suffix}")  # appended: a stem may hold dots of its own
+    partial = target.with_name(f".{target.stem}.partial{encoding.suffix}")  # the suffix picks the container
     with av.open(str(source)) as container:
         if not container.streams.video:
             raise ValueError(f"{source}: no video stream")
@@ -125,7 +127,7 @@ def reencode(source: str | Path, target_stem: str | Path, encoding: Encoding | s
     out_w, out_h = _even(width * encoding.scale), _even(height * encoding.scale)
     start, end = frames[0][0], frames[-1][0]
     count = max(1, int(np.floor((end - start) * float(rate))) + 1)
-    with av.open(str(target), "w") as out:
+    with av.open(str(partial), "w") as out:
         stream = out.add_stream(encoding.codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = out_w, out_h, "yuv420p"
         stream.options = dict(encoding.options)
@@ -144,4 +146,5 @@ def reencode(source: str | Path, target_stem: str | Path, encoding: Encoding | s
             out.mux(packet)
         if audio is not None:
             _write_audio(source, out, audio, max_seconds)
+    partial.replace(target)  # only a finished file gets the name, so a cache of them never holds a torn one
     return target
