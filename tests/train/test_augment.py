@@ -255,3 +255,55 @@ def test_rejects_bad_inputs(face):
         AugmentConfig(p_jpeg=1.5)
     with pytest.raises(ValueError):
         AugmentConfig(crf=(40, 23))
+
+
+@pytest.mark.parametrize("codec,quality", [("h264", 30), ("vp9", 45), ("mpeg1", 8), ("mpeg2", 8), ("mpeg4", 8)])
+def test_every_codec_round_trips_clips_and_single_frames(face, codec, quality):
+    from vidfake.train.augment import video_roundtrip
+
+    for frames in (1, 4):
+        clip = static_clip(face[:95, :95], frames)  # odd size: padded to even for 4:2:0, cropped back
+        out = video_roundtrip(clip, codec, quality)
+        assert out.shape == clip.shape and out.dtype == np.uint8
+        assert not np.array_equal(out, clip)
+        assert psnr(out, clip) > 22
+
+
+def test_a_coarser_quantiser_loses_more(face):
+    from vidfake.train.augment import video_roundtrip
+
+    clip = static_clip(face, 2)
+    for codec, fine, coarse in (("mpeg2", 2, 25), ("vp9", 20, 60), ("h264", 18, 45)):
+        assert psnr(video_roundtrip(clip, codec, fine), clip) > psnr(video_roundtrip(clip, codec, coarse), clip) + 2
+
+
+def test_codecs_are_drawn_from_the_config_with_their_own_quality_ranges():
+    config = dataclasses.replace(ALL_OFF, p_video_codec=1.0, codecs=("vp9", "mpeg4"), vp9_crf=(50, 50),
+                                 mpeg_quantiser=(7, 7))
+    drawn = {}
+    for seed in range(40):
+        params = sample_augment(np.random.default_rng(seed), config, (32, 32))
+        drawn.setdefault(params.codec, set()).add(params.crf)
+    assert drawn == {"vp9": {50}, "mpeg4": {7}}
+    with pytest.raises(ValueError, match="codecs must name"):
+        AugmentConfig(codecs=("h265",))
+
+
+def test_h264_alone_draws_as_before():
+    """The default config's draws do not move: seeded runs of older configs repeat."""
+    config = dataclasses.replace(ALL_ON, p_border=0.0)
+    params = sample_augment(np.random.default_rng(3), config, (64, 64))
+    assert params.codec == "h264" and 23 <= params.crf <= 40 and not params.codec_on_images
+    again = sample_augment(np.random.default_rng(3), dataclasses.replace(config, codecs=("h264",)), (64, 64))
+    assert again == params
+
+
+def test_codec_on_images_codes_a_single_crop_instead_of_jpeg(face):
+    from vidfake.train.augment import video_roundtrip
+
+    clip = static_clip(face, 1)
+    params = AugmentParams(size=(96, 96), crf=10, codec="mpeg2", jpeg_quality=50, codec_on_images=True)
+    out, _ = apply_augment(clip, params)
+    np.testing.assert_array_equal(out, video_roundtrip(clip, "mpeg2", 10))
+    jpeg, _ = apply_augment(clip, dataclasses.replace(params, codec_on_images=False))
+    assert not np.array_equal(out, jpeg)

@@ -248,3 +248,56 @@ def test_load_extracted_carries_where_each_file_came_from(tmp_path):
     write_extraction(tmp_path, [SynthClip("a", 0, frames, landmarks, origin="repo/a"),
                                 SynthClip("b", 1, frames, landmarks)], size=SIZE)
     assert [(i.media_id, i.origin) for i in load_extracted(tmp_path)] == [("a", "repo/a"), ("b", None)]
+
+
+def test_fake_source_pairs_match_each_fake_to_its_groups_real_nearest_in_time():
+    from vidfake.train.data import ClipItem, fake_source_pairs
+
+    def item(label, group, start: float) -> ClipItem:
+        return ClipItem("m", 0, label, None, group, [Path("x")], [], [start], np.zeros((1, 5, 2), np.float32), None)
+
+    items = [item(0, "ff:000", 0.0), item(0, "ff:000", 2.0), item(1, "ff:000", 1.9), item(1, "ff:000", 0.1),
+             item(1, "ff:001", 0.0), item(0, None, 0.0), item(1, None, 0.0)]
+    assert fake_source_pairs(items) == [(2, 1), (3, 0)]  # no real in ff:001; no group pairs nothing
+
+
+def test_a_pair_shares_its_augmentations_and_its_real_half_is_never_self_blended():
+    from vidfake.train.augment import AugmentConfig
+    from vidfake.train.datamodule import TrainTransform
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (1, SIZE, SIZE, 3), dtype=np.uint8)
+    landmarks = np.tile(np.array([[10, 12], [22, 12], [16, 18], [11, 24], [21, 24]], np.float32), (1, 1, 1))
+
+    def sample(label: float, **extra) -> dict:
+        return {"frames": frames.copy(), "label": label, "times": np.zeros(1, np.float32), "landmarks": landmarks,
+                "method": "", "media_id": "m", **extra}
+
+    config = AugmentConfig(p_color=1.0, p_noise=1.0, p_flip=0.5, p_video_codec=1.0, codecs=("mpeg2",),
+                           codec_on_images=True)
+    transform = TrainTransform(sbi_prob=1.0, augment=True, augment_config=config)
+    outs = [transform(sample(0.0, pair_seed=77), np.random.default_rng(seed)) for seed in (1, 2)]
+    assert all(out["label"] == 0.0 and "pair_seed" not in out for out in outs)  # sbi_prob 1, yet still real
+    np.testing.assert_array_equal(outs[0]["frames"], outs[1]["frames"])  # the seed, not the sample's rng, decides
+    assert not np.array_equal(outs[0]["frames"], frames)
+    unpaired = transform(sample(0.0), np.random.default_rng(1))
+    assert unpaired["label"] == 1.0 and unpaired["method"] == "sbi"
+
+
+def test_datamodule_with_pair_share_puts_fakes_beside_their_sources(extracted, tmp_path):
+    from vidfake.train.datamodule import FaceClipDataModule
+    from vidfake.train.sampling import PairedBalancedSampler
+
+    dm = FaceClipDataModule(extracted, clip_len=1, batch_size=4, val_fraction=0.0, pair_share=1.0, sbi_prob=1.0,
+                            codec_prob=1.0, codecs=("mpeg4",), codec_on_images=True)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader.sampler, PairedBalancedSampler)
+    groups = {item.media_id: item.group for item in dm.train_items}
+    for batch in list(loader)[:3]:
+        assert batch["label"].tolist() == [1.0, 0.0, 1.0, 0.0]  # every real half kept real (sbi_prob is 1)
+        ids = batch["media_id"]
+        assert groups[ids[0]] == groups[ids[1]] and groups[ids[2]] == groups[ids[3]]
+    plain = FaceClipDataModule(extracted, clip_len=1, batch_size=4, val_fraction=0.0)
+    plain.setup("fit")
+    assert not isinstance(plain.train_dataloader().sampler, PairedBalancedSampler)

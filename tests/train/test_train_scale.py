@@ -237,3 +237,35 @@ def test_ddp_two_cpu_processes(faces, tmp_path, launcher):
     assert load_checkpoint(out / "last.safetensors").config["training"]["steps"] == 3
     assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "last.ckpt", "last.safetensors", "logs", "tb"]
     assert [p.name for p in (out / "logs").iterdir()] == ["version_0"]
+
+
+def test_paired_sampler_keeps_each_pair_in_one_batch_with_one_seed():
+    from torch.utils.data import TensorDataset
+
+    from vidfake.train.sampling import PairedBalancedSampler
+
+    labels = torch.tensor([0] * 12 + [1] * 12)
+    weights = torch.full((24,), 1 / 24, dtype=torch.float64)
+    pairs = [(12 + i, i) for i in range(6)]  # fakes 12..17 beside their sources 0..5
+    dataset = TensorDataset(labels)
+    ranks = [PairedBalancedSampler(dataset, weights, pairs, batch_size=8, pair_share=0.5, num_samples=30,
+                                   num_replicas=2, rank=r, seed=1) for r in (0, 1)]
+    both = []
+    for sampler in ranks:
+        drawn = list(sampler)
+        assert len(drawn) == len(sampler) == 16  # whole batches: 2 per process
+        for start in range(0, len(drawn), 8):
+            batch = drawn[start:start + 8]
+            head, tail = batch[:4], batch[4:]
+            assert all(isinstance(i, tuple) for i in head) and all(isinstance(i, int) for i in tail)
+            for (fake, seed_a), (real, seed_b) in zip(head[0::2], head[1::2]):
+                assert (fake, real) in pairs and seed_a == seed_b
+        both.append(drawn)
+    assert both[0] != both[1]  # the processes get different batches of one draw
+    single = PairedBalancedSampler(dataset, weights, pairs, batch_size=8, pair_share=0.5, num_samples=30, seed=1)
+    everything = list(single)
+    assert everything[:8] == both[0][:8] and everything[8:16] == both[1][:8]
+    none = PairedBalancedSampler(dataset, weights, [], batch_size=8, pair_share=0.5, num_samples=30)
+    assert all(isinstance(i, int) for i in none)
+    with pytest.raises(ValueError, match="pair_share"):
+        PairedBalancedSampler(dataset, weights, pairs, batch_size=8, pair_share=1.5)

@@ -30,11 +30,15 @@ the first re-encode destroys:
   black (:mod:`vidfake.extract.crop`). Put on real and fake crops alike, at the end of the
   chain as the crop does, so padding never tells one class from the other. The blend
   masks are zeroed under the border (nothing blended shows there).
-* **H.264 recompression** -- nearly every wild video was (re)encoded by a platform with
-  a lossy inter-frame codec: blocking, ringing, smoothing of fine texture and
-  temporal prediction (P/B frames) that partially copies detail across frames. A real
-  libx264 round trip (PyAV, in memory) reproduces that; for a single image (T < 2) a
-  JPEG round trip is used instead. Video recompression and JPEG are exclusive.
+* **video recompression** -- nearly every wild video was (re)encoded by a platform with
+  a lossy codec: blocking, ringing, smoothing of fine texture and temporal prediction
+  (P/B frames) that partially copies detail across frames. A real round trip (PyAV, in
+  memory) through one of ``codecs`` reproduces that: H.264 (CRF), VP9 (CRF), MPEG-1,
+  MPEG-2 or MPEG-4 Part 2 (a fixed quantiser), each with its own block pattern and
+  quantisation, so a detector cannot tie one codec's look to a label. For a single image
+  (T < 2) a JPEG round trip is used instead, unless ``codec_on_images`` (then the frame is
+  coded as a key frame, as every video's first frame is). Video recompression and JPEG
+  are exclusive.
 
 Ops run in the order of a capture-to-upload chain: flip, colour, cutout, rescale, blur,
 noise, compression, then the crop's black border. Every random choice for a clip is drawn once by
@@ -62,11 +66,22 @@ __all__ = [
     "augment_clip",
     "jpeg_roundtrip",
     "h264_roundtrip",
+    "video_roundtrip",
+    "VIDEO_CODECS",
 ]
 
 _DOWN_MODES = ("area", "bilinear", "bicubic")
 _UP_MODES = ("bilinear", "bicubic", "nearest")
 _COLOR_OPS = ("brightness", "contrast", "saturation", "hue")
+
+# the recompression codecs: name -> (PyAV encoder, decoder)
+VIDEO_CODECS = {
+    "h264": ("libx264", "h264"),
+    "vp9": ("libvpx-vp9", "vp9"),
+    "mpeg1": ("mpeg1video", "mpeg1video"),
+    "mpeg2": ("mpeg2video", "mpeg2video"),
+    "mpeg4": ("mpeg4", "mpeg4"),
+}
 
 
 def _check_range(name: str, rng: tuple, lo: float, hi: float) -> None:
@@ -81,8 +96,12 @@ class AugmentConfig:
     p_jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (30, 95)
     p_video_codec: float = 0.2
-    crf: tuple[int, int] = (23, 40)
+    crf: tuple[int, int] = (23, 40)  # H.264
     codec_preset: str = "veryfast"
+    codecs: tuple[str, ...] = ("h264",)  # drawn uniformly; names of VIDEO_CODECS
+    vp9_crf: tuple[int, int] = (30, 60)
+    mpeg_quantiser: tuple[int, int] = (2, 20)  # MPEG-1/2/4 Part 2 (2 best, 31 worst)
+    codec_on_images: bool = False  # code single frames with the video codec (a key frame), not JPEG
     p_rescale: float = 0.3
     scale: tuple[float, float] = (0.35, 0.9)
     p_blur: float = 0.2
@@ -109,6 +128,11 @@ class AugmentConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
         _check_range("jpeg_quality", self.jpeg_quality, 1, 100)
         _check_range("crf", self.crf, 0, 51)
+        _check_range("vp9_crf", self.vp9_crf, 0, 63)
+        _check_range("mpeg_quantiser", self.mpeg_quantiser, 1, 31)
+        unknown = [name for name in self.codecs if name not in VIDEO_CODECS]
+        if not self.codecs or unknown:
+            raise ValueError(f"codecs must name some of {sorted(VIDEO_CODECS)}, got {list(self.codecs)}")
         _check_range("scale", self.scale, 1e-6, 1.0)
         _check_range("blur_sigma", self.blur_sigma, 1e-6, math.inf)
         _check_range("noise_std", self.noise_std, 0.0, math.inf)
@@ -126,8 +150,9 @@ class AugmentParams:
     """Every random choice for one clip; the defaults are the identity transform.
 
     ``size`` is the ``(H, W)`` the params were sampled for (the cutout box is in pixels).
-    ``crf`` set means H.264 recompression; for a clip with T < 2 it falls back to JPEG at
-    ``jpeg_quality``. ``jpeg_quality`` alone means a JPEG round trip.
+    ``crf`` set means recompression with ``codec`` at that quality (the CRF of H.264 and
+    VP9, the quantiser of the MPEG codecs); for a clip with T < 2 it falls back to JPEG at
+    ``jpeg_quality`` unless ``codec_on_images``. ``jpeg_quality`` alone means a JPEG round trip.
     """
 
     size: tuple[int, int]
@@ -149,6 +174,8 @@ class AugmentParams:
     jpeg_quality: int | None = None
     crf: int | None = None
     codec_preset: str = "veryfast"
+    codec: str = "h264"
+    codec_on_images: bool = False
     border: tuple[int, int, int, int] | None = None  # black band (top, bottom, left, right), pixels
 
     @property
@@ -211,6 +238,12 @@ def sample_augment(rng: np.random.Generator, config: AugmentConfig,
     if rng.random() < config.p_video_codec:
         kw["crf"] = int(rng.integers(config.crf[0], config.crf[1] + 1))
         kw["codec_preset"] = config.codec_preset
+        if config.codecs != ("h264",):  # (H.264 alone draws as it always did)
+            codec = config.codecs[int(rng.integers(len(config.codecs)))]
+            quality = {"h264": config.crf, "vp9": config.vp9_crf}.get(codec, config.mpeg_quantiser)
+            kw["codec"] = codec
+            kw["crf"] = int(rng.integers(quality[0], quality[1] + 1))
+        kw["codec_on_images"] = config.codec_on_images
         # fallback for single images
         kw["jpeg_quality"] = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
     elif rng.random() < config.p_jpeg:
@@ -318,21 +351,36 @@ def jpeg_roundtrip(clip: np.ndarray, quality: int) -> np.ndarray:
 
 
 def h264_roundtrip(clip: np.ndarray, crf: int, preset: str = "veryfast", fps: int = 25) -> np.ndarray:
-    """Encode the clip with libx264 (yuv420p, ``crf``) and decode it back, in memory.
+    """Encode the clip with libx264 (yuv420p, ``crf``) and decode it back, in memory."""
+    return video_roundtrip(clip, "h264", crf, preset=preset, fps=fps)
+
+
+def video_roundtrip(clip: np.ndarray, codec: str, quality: int, preset: str = "veryfast", fps: int = 25) -> np.ndarray:
+    """Encode the clip with ``codec`` (a :data:`VIDEO_CODECS` name, yuv420p) at ``quality``
+    (CRF for H.264 and VP9, a fixed quantiser 1-31 for the MPEG codecs) and decode it back,
+    in memory. A one-frame clip becomes one key frame.
 
     Odd frame sizes are edge-padded to even for 4:2:0 and cropped back afterwards.
     """
+    if codec not in VIDEO_CODECS:
+        raise ValueError(f"unknown codec {codec!r}; one of {sorted(VIDEO_CODECS)}")
+    encoder, decoder = VIDEO_CODECS[codec]
     T, H, W, _ = clip.shape
     ph, pw = H % 2, W % 2
     src = np.pad(clip, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge") if (ph or pw) else clip
-    enc = av.CodecContext.create("libx264", "w")
+    enc = av.CodecContext.create(encoder, "w")
     enc.width, enc.height = W + pw, H + ph
     enc.pix_fmt = "yuv420p"
     enc.time_base = Fraction(1, fps)
     enc.framerate = Fraction(fps, 1)
-    enc.options = {"crf": str(int(crf)), "preset": preset}
+    if codec == "h264":
+        enc.options = {"crf": str(int(quality)), "preset": preset}
+    elif codec == "vp9":  # constant quality (b=0), fast settings
+        enc.options = {"crf": str(int(quality)), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+    else:  # MPEG-1/2/4 Part 2: a fixed quantiser, as `ffmpeg -q:v` gives
+        enc.options = {"qmin": str(int(quality)), "qmax": str(int(quality))}
     enc.thread_count = 1  # deterministic and cheap for small face clips
-    dec = av.CodecContext.create("h264", "r")
+    dec = av.CodecContext.create(decoder, "r")
     dec.thread_count = 1
     decoded: list[np.ndarray] = []
 
@@ -349,7 +397,7 @@ def h264_roundtrip(clip: np.ndarray, crf: int, preset: str = "veryfast", fps: in
     for fr in dec.decode(None):
         decoded.append(fr.to_ndarray(format="rgb24"))
     if len(decoded) != T:
-        raise RuntimeError(f"H.264 round trip returned {len(decoded)} frames for {T}")
+        raise RuntimeError(f"{codec} round trip returned {len(decoded)} frames for {T}")
     return np.stack(decoded)[:, :H, :W]
 
 
@@ -407,8 +455,8 @@ def apply_augment(clip: np.ndarray, params: AugmentParams,
             x = _noise(x, params)
         out = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
-    if params.crf is not None and T >= 2:
-        out = h264_roundtrip(np.ascontiguousarray(out), params.crf, params.codec_preset)
+    if params.crf is not None and (T >= 2 or params.codec_on_images):
+        out = video_roundtrip(np.ascontiguousarray(out), params.codec, params.crf, params.codec_preset)
     elif params.jpeg_quality is not None:
         out = jpeg_roundtrip(np.ascontiguousarray(out), params.jpeg_quality)
 

@@ -40,6 +40,13 @@ class DataConfig:
     only, so a method with a handful of files is not repeated as often as one with thousands;
     ``"source"`` gives every source (repository or dataset, the labels CSV's ``source``
     column at extraction) the same share of each class.
+    ``pair_share``: the share of each batch that is fakes beside their own source video
+    (a fake and a real item of one group, with the same augmentations; see
+    :class:`~vidfake.train.sampling.PairedBalancedSampler`), so the difference between
+    them is the manipulation, not the footage. ``codec_prob``, ``codecs``,
+    ``codec_on_images``: the recompression augmentation (see
+    :class:`~vidfake.train.augment.AugmentConfig`: the chance a clip is re-encoded, the
+    codecs drawn from, and whether single crops are coded as a key frame instead of JPEG).
     """
 
     dir: str | None = None  # a `vidfake extract` output folder (or --data)
@@ -59,6 +66,10 @@ class DataConfig:
     consecutive: bool = False  # clips never straddle a gap between the plan's runs
     val_dir: str | None = None  # a separate extraction folder that is the whole validation split
     balance: str = "method"  # one of BALANCE
+    pair_share: float = 0.0  # share of each batch that is (fake, its own source) pairs
+    codec_prob: float = 0.2  # chance a training clip is re-encoded with a video codec
+    codecs: tuple[str, ...] = ("h264",)  # drawn from: h264, vp9, mpeg1, mpeg2, mpeg4
+    codec_on_images: bool = False  # single crops are coded as a key frame instead of JPEG
 
 
 @dataclass(frozen=True)

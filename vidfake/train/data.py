@@ -298,7 +298,9 @@ class ClipDataset(Dataset):
     repeats its pseudo-fakes and augmentations (each DataLoader worker has its own torch
     stream, and a new one every epoch); with ``seed`` it is derived from ``(seed, epoch,
     index)`` instead, fixed per sample (validation copies; call :meth:`set_epoch` for new
-    draws)."""
+    draws). An index ``(index, pair_seed)`` (see
+    :class:`~vidfake.train.sampling.PairedBalancedSampler`) loads ``index`` and passes the
+    transform ``pair_seed`` in the sample, which it must remove."""
 
     def __init__(self, items: Sequence[ClipItem], transform: Transform | None = None, seed: int | None = None,
                  sync_audio: SyncAudio | None = None) -> None:
@@ -320,7 +322,10 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        pair_seed = None
+        if isinstance(index, tuple):  # (index, pair_seed) from PairedBalancedSampler
+            index, pair_seed = index
         item = self.items[index]
         times = np.asarray(item.timestamps, np.float32)
         sample = {
@@ -340,6 +345,8 @@ class ClipDataset(Dataset):
         if self.sync_audio is not None:
             sample.update(_sync_fields(item, self.sync_audio, rng))
         if self.transform is not None:
+            if pair_seed is not None:
+                sample["pair_seed"] = int(pair_seed)
             sample = self.transform(sample, rng)
         return _to_tensors(sample)
 
@@ -374,6 +381,29 @@ def _to_tensors(sample: dict) -> dict:
 
 
 # --- sampling ----------------------------------------------------------------------------
+
+def fake_source_pairs(items: Sequence[ClipItem]) -> list[tuple[int, int]]:
+    """``(fake, real)`` item indices: every labelled fake whose group also holds real items,
+    paired with the real item of its group closest in time (the same frame when both
+    videos were cut by one plan), so a batch can hold a fake and a real that share their
+    footage. Where the manifest's group is a fake and its source (an FF++ fake and its
+    original, a lip-sync output and the video it was given) that is the manipulation's own
+    input; where it is a whole repository (``repo:...``), it is a real video from the same
+    page, pipeline and codec, which still leaves the source nothing to tell."""
+    reals: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        if item.label == 0 and item.group:
+            reals.setdefault(item.group, []).append(index)
+    pairs = []
+    for index, item in enumerate(items):
+        if item.label != 1 or item.group not in reals:
+            continue
+        start = item.timestamps[0] if item.timestamps else 0.0
+        nearest = min(reals[item.group],
+                      key=lambda r: (abs((items[r].timestamps[0] if items[r].timestamps else 0.0) - start), r))
+        pairs.append((index, nearest))
+    return pairs
+
 
 def balanced_sampler_weights(items: Sequence[ClipItem], by: str = "method") -> torch.Tensor:
     """Per-item weights (float64, summing to 1) for ``WeightedRandomSampler``: real and fake

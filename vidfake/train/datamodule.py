@@ -38,8 +38,15 @@ from vidfake.temporal.config import ModelConfig
 from vidfake.train.audio import SyncAudio
 from vidfake.train.augment import AugmentConfig, augment_clip
 from vidfake.train.config import BALANCE, TASKS, DataConfig, TrainConfig
-from vidfake.train.data import ClipDataset, ClipItem, balanced_sampler_weights, load_extracted, split_by_group
-from vidfake.train.sampling import BalancedDistributedSampler
+from vidfake.train.data import (
+    ClipDataset,
+    ClipItem,
+    balanced_sampler_weights,
+    fake_source_pairs,
+    load_extracted,
+    split_by_group,
+)
+from vidfake.train.sampling import BalancedDistributedSampler, PairedBalancedSampler
 from vidfake.train.sbi import TEMPORAL_KINDS, SBIConfig, self_blend_clip, temporal_self_blend_clip
 
 VAL_SBI_SEED = 1234
@@ -94,6 +101,9 @@ class TrainTransform:
     Of the SBI fakes of clips longer than one frame, a share ``temporal_sbi_prob`` are
     temporal pseudo-fakes (:func:`temporal_self_blend_clip`), which only a model that looks
     across frames can tell from a steady blend.
+    A sample with ``pair_seed`` is one half of a fake beside its own source (see
+    :class:`~vidfake.train.sampling.PairedBalancedSampler`): its augmentations are drawn
+    from that seed, so both halves get the same ones, and a real half is never self-blended.
     With ``blend_masks`` (a model with a mask head) samples carry the blend-mask target.
     A class (not a closure) so DataLoader workers can pickle it."""
 
@@ -112,16 +122,18 @@ class TrainTransform:
         self.blend_masks = blend_masks
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        pair_seed = sample.pop("pair_seed", None)
         sample, pixels_real = _as_loaded(sample, self.keep_mouths)
         masks = None
-        if sample["label"] == 0.0 and rng.random() < self.sbi_prob:
+        if sample["label"] == 0.0 and pair_seed is None and rng.random() < self.sbi_prob:
             temporal = (self.temporal_sbi_prob > 0 and len(sample["frames"]) > 1
                         and rng.random() < self.temporal_sbi_prob)
             sample, masks = (_temporal_sbi if temporal else _sbi)(sample, rng, self.sbi_config)
         elif self.blend_masks:
             masks = _untouched_masks(sample, pixels_real)
         if self.augment:
-            frames, masks = augment_clip(sample["frames"], rng, self.augment_config, masks=masks)
+            augment_rng = rng if pair_seed is None else np.random.default_rng(pair_seed)
+            frames, masks = augment_clip(sample["frames"], augment_rng, self.augment_config, masks=masks)
             sample = {**sample, "frames": np.ascontiguousarray(frames, dtype=np.uint8)}
         return _with_blend_masks(sample, masks) if self.blend_masks else sample
 
@@ -300,6 +312,10 @@ class FaceClipDataModule(pl.LightningDataModule):
         consecutive: bool = DataConfig.consecutive,
         val_dir: str | Path | None = DataConfig.val_dir,
         balance: str = DataConfig.balance,
+        pair_share: float = DataConfig.pair_share,
+        codec_prob: float = DataConfig.codec_prob,
+        codecs: tuple[str, ...] = DataConfig.codecs,
+        codec_on_images: bool = DataConfig.codec_on_images,
         task: str = TrainConfig.task,
         sync_max_shift: int = ModelConfig.sync_max_offset,
         blend_masks: bool = False,
@@ -311,6 +327,8 @@ class FaceClipDataModule(pl.LightningDataModule):
             raise ValueError(f"sbi_prob must be in [0, 1], got {sbi_prob}")
         if balance not in BALANCE:
             raise ValueError(f"balance must be one of {BALANCE}, got {balance!r}")
+        if not 0.0 <= pair_share <= 1.0:
+            raise ValueError(f"pair_share must be in [0, 1], got {pair_share}")
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         self.data_dir = Path(data_dir)
@@ -328,6 +346,9 @@ class FaceClipDataModule(pl.LightningDataModule):
         self.sync_only = sync_only and self.sync
         self.temporal_sbi_prob = temporal_sbi_prob
         self.balance = balance
+        self.pair_share = pair_share
+        self.augment_config = AugmentConfig(p_video_codec=codec_prob, codecs=tuple(codecs),
+                                            codec_on_images=codec_on_images)
         self.consecutive = consecutive or self.sync
         self.val_dir = Path(val_dir) if val_dir else None
         pretext = task == "sync_pretext"
@@ -369,7 +390,7 @@ class FaceClipDataModule(pl.LightningDataModule):
             return
         keep = dict(keep_mouths=self.sync, blend_masks=self.blend_masks)
         train = TrainTransform(sbi_prob=self.sbi_prob, augment=self.augment, temporal_sbi_prob=self.temporal_sbi_prob,
-                               **keep)
+                               augment_config=self.augment_config, **keep)
         self.train_set = ClipDataset(self.train_items, train, sync_audio=train_audio)
         val_real = [item for item in self.val_items if item.label == 0]
         parts = [ClipDataset(self.val_items, ValTransform(**keep), sync_audio=val_audio)]
@@ -393,7 +414,12 @@ class FaceClipDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """This process's share of the training clips, balanced by label (and method)."""
         rank, world = self._rank_world()
-        if self.data_has_fakes:
+        pairs = fake_source_pairs(self.train_items) if self.pair_share > 0 and self.task == "detect" else []
+        if self.data_has_fakes and pairs:
+            weights = balanced_sampler_weights(self.train_items, by=self.balance)
+            sampler = PairedBalancedSampler(self.train_set, weights, pairs, self.batch_size, self.pair_share,
+                                            num_replicas=world, rank=rank, seed=self.seed)
+        elif self.data_has_fakes:
             weights = balanced_sampler_weights(self.train_items, by=self.balance)
             sampler = BalancedDistributedSampler(self.train_set, weights,
                                                  num_replicas=world, rank=rank, seed=self.seed)
