@@ -47,6 +47,7 @@ class ClipResult:
     logit: float
     frame_logits: np.ndarray  # aligned with frame_indices
     sync: tuple[float, int] | None = None  # (confidence, offset in frames) when the sync head was used
+    mouth: float | None = None  # the mouth-motion head's logit, where the model has one and the clip was long enough
 
 
 @dataclass

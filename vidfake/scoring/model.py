@@ -78,5 +78,9 @@ class ClipModel:
                 sync = None
                 if out.sync is not None and bool(out.used_sync[b]):
                     sync = (float(out.sync.confidence[b]), int(out.sync.offset[b]))
-                results.append(ClipResult(clip.frame_indices, clip_logits[b], logits[b, : len(clip.frame_indices)], sync))
+                mouth = None
+                if out.mouth is not None and bool(out.mouth.available[b]):
+                    mouth = float(out.mouth.logit[b])
+                results.append(ClipResult(clip.frame_indices, clip_logits[b], logits[b, : len(clip.frame_indices)], sync,
+                                          mouth))
         return results

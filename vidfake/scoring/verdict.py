@@ -7,6 +7,7 @@ of per-frame scores and what the lip-sync head made of the audio. No torch, no m
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -87,6 +88,9 @@ def track_result(face: FaceClip, results: list[ClipResult], probability: Callabl
     if syncs:
         confidence, offset = max(syncs)
         record["sync"] = {"confidence": round(confidence, 4), "offset_frames": offset}
+    mouths = [r.mouth for r in clips if r.mouth is not None]
+    if mouths:
+        record["mouth_motion"] = mouth_finding(float(np.mean(mouths)))
     return TrackResult(
         evidence=TrackEvidence(track.track_id, [r.logit for r in clips], len(track), track.size),
         record=record,
@@ -124,9 +128,28 @@ def media_summary(faces: MediaFaces) -> dict:
     return summary
 
 
+def mouth_finding(logit: float) -> dict:
+    """A track's mouth-motion result: the head's mean logit over the track's clips, its
+    sigmoid as ``score`` (the head's own, before it is weighed into the clip score) and
+    what that says in words."""
+    score = 1.0 / (1.0 + math.exp(-logit))
+    finding = "mouth region looks re-generated" if score >= 0.5 else "mouth region looks natural"
+    return {"logit": round(logit, 4), "score": round(score, 4), "finding": finding}
+
+
 def audio_record(audio: AudioInput, tracks: list[dict], sync_window: int) -> dict:
-    """The verdict's ``audio`` record once the tracks are scored: the most confident
-    track's sync result, or why the sync head, though asked, could use no clip."""
+    """The verdict's ``audio`` record (its lip-sync section) once the tracks are scored: the
+    most confident track's sync result, or why the sync head, though asked, could use no
+    clip; and, with a mouth-motion head, the track whose mouth looks most re-generated
+    (``mouth_motion``, with its track id), sound or not."""
+    record = _sync_record(audio, tracks, sync_window)
+    mouths = [{**t["mouth_motion"], "track": t["id"]} for t in tracks if t.get("mouth_motion")]
+    if mouths:
+        record["mouth_motion"] = max(mouths, key=lambda m: m["score"])
+    return record
+
+
+def _sync_record(audio: AudioInput, tracks: list[dict], sync_window: int) -> dict:
     syncs = [t["sync"] for t in tracks if t.get("sync")]
     if syncs:
         best = max(syncs, key=lambda s: s["confidence"])

@@ -40,6 +40,11 @@ class ModelConfig:
     sync_max_offset: int = 8  # offsets searched, in frames, each way
     audio_sample_rate: int = 16000
     n_mels: int = 80
+    # mouth-motion head: the face crops' mouth region over a run of frames, with the audio
+    # (vidfake/temporal/mouth_motion.py); its logit joins the clip logit with weight mouth_weight
+    mouth_motion: bool = False
+    mouth_motion_size: int = 48  # the grey mouth picture's height (width 4/3 of it)
+    mouth_motion_dim: int = 64
 
     def __post_init__(self) -> None:
         if self.mask_decoder and not self.mask_head:

@@ -21,9 +21,15 @@ Clip logit::
 
     clip_logit = transformer_logit + mean(valid frame_logits)
                  + sync_weight * sync.logit     (only where used_sync)
+                 + mouth_weight * mouth.logit   (with config.mouth_motion, where available)
 
 ``sync_weight`` is a learned scalar initialised to 0.1, so an untrained sync head barely
-moves the decision. A row uses the sync head when the head is enabled, ``mouths``,
+moves the decision. ``mouth_weight`` (the mouth-motion head,
+:mod:`vidfake.temporal.mouth_motion`, which reads the face crops' mouth region over the
+run and the audio when there is some) starts at 0: the head changes no score until its
+weight is fitted on a development set.
+
+A row uses the sync head when the head is enabled, ``mouths``,
 ``audio`` and ``fps`` are given, ``audio_mask`` is True for it and it has at least
 ``sync_window`` consecutive valid frames; otherwise ``used_sync`` is False and the clip
 logit is the visual one.
@@ -37,6 +43,7 @@ from torch import Tensor, nn
 
 from vidfake.temporal.config import ModelConfig
 from vidfake.temporal.encoder import FrameEncoder
+from vidfake.temporal.mouth_motion import MouthMotionHead, MouthMotionOutput
 from vidfake.temporal.sync import SyncHead, SyncOutput
 from vidfake.temporal.transformer import TemporalTransformer, check_sequence
 
@@ -61,6 +68,7 @@ class DetectorOutput:
     used_sync: Tensor
     clip_embedding: Tensor
     mask_logits: Tensor | None = None
+    mouth: MouthMotionOutput | None = None
 
 
 class DeepfakeDetector(nn.Module):
@@ -84,6 +92,12 @@ class DeepfakeDetector(nn.Module):
         else:
             self.sync = None
             self.sync_weight = None
+        if config.mouth_motion:
+            self.mouth_motion = MouthMotionHead(config)
+            self.mouth_weight = nn.Parameter(torch.tensor(0.0))
+        else:
+            self.mouth_motion = None
+            self.mouth_weight = None
 
     def forward(
         self,
@@ -130,6 +144,11 @@ class DeepfakeDetector(nn.Module):
             used = sync_out.available
             gated = self.sync_weight * sync_out.logit.to(clip_logit.dtype)
             clip_logit = clip_logit + torch.where(used, gated, torch.zeros_like(gated))
+        mouth_out = None
+        if self.mouth_motion is not None:
+            mouth_out = self.mouth_motion(frames, mask, audio, fps, audio_mask)
+            weighted = self.mouth_weight * mouth_out.logit.to(clip_logit.dtype)
+            clip_logit = clip_logit + torch.where(mouth_out.available, weighted, torch.zeros_like(weighted))
         return DetectorOutput(
             frame_logits=frame_logits,
             clip_logit=clip_logit,
@@ -137,6 +156,7 @@ class DeepfakeDetector(nn.Module):
             used_sync=used,
             clip_embedding=clip_embedding,
             mask_logits=mask_logits,
+            mouth=mouth_out,
         )
 
 

@@ -315,6 +315,7 @@
       card.append(el("div", pct(t.score), "score " + (fake ? "fake" : "real")));
       card.append(el("div", `track ${t.id}: ${t.frames} frames, weight ${t.weight.toFixed(2)}`));
       if (t.sync) card.append(el("div", `lip sync ${t.sync.confidence.toFixed(3)}, offset ${t.sync.offset_frames} frames`));
+      if (t.mouth_motion) card.append(el("div", `${t.mouth_motion.finding} (${pct(t.mouth_motion.score)})`));
       box.append(card);
       if (thumbs[t.id]) loadThumb(img, thumbs[t.id]);
       else if (job.files_purged) img.alt = "thumbnail deleted after the retention period";
@@ -390,6 +391,8 @@
     } else {
       text = "No lip-sync check: " + (a.reason || "no audio") + ".";
     }
+    const m = a.mouth_motion;
+    if (m) text += ` Mouth motion: ${m.finding} on track ${m.track} (${pct(m.score)}).`;
     $("lipsync").textContent = text;
   }
 
