@@ -16,6 +16,7 @@ def test_mouth_finding_in_words():
     assert mouth_finding(0.0) == {"logit": 0.0, "score": 0.5, "finding": "mouth region looks re-generated"}
     low = mouth_finding(-2.0)
     assert low["finding"] == "mouth region looks natural" and low["score"] == pytest.approx(0.1192, abs=1e-4)
+    assert mouth_finding(-1000.0)["score"] == 0.0 and mouth_finding(1000.0)["score"] == 1.0  # no overflow
 
 
 @pytest.fixture(scope="module")

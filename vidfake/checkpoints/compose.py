@@ -91,6 +91,7 @@ def compose(base: str | Path, parts: dict[str, str | Path], out: str | Path, mou
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: compose and write the checkpoint; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m vidfake.checkpoints.compose", description=__doc__.split("\n\n")[0])
     parser.add_argument("base", type=Path, help="the checkpoint everything else comes from")
     parser.add_argument("--part", action="append", default=[], metavar="NAME=DONOR",

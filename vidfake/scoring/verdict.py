@@ -132,7 +132,7 @@ def mouth_finding(logit: float) -> dict:
     """A track's mouth-motion result: the head's mean logit over the track's clips, its
     sigmoid as ``score`` (the head's own, before it is weighed into the clip score) and
     what that says in words."""
-    score = 1.0 / (1.0 + math.exp(-logit))
+    score = 1.0 / (1.0 + math.exp(-logit)) if logit >= 0 else math.exp(logit) / (1.0 + math.exp(logit))
     finding = "mouth region looks re-generated" if score >= 0.5 else "mouth region looks natural"
     return {"logit": round(logit, 4), "score": round(score, 4), "finding": finding}
 

@@ -77,7 +77,9 @@ def per_frame_mel(audio: Tensor, fps: Tensor, frames: int, sample_rate: int, n_m
     fps = fps.to(torch.float32).clamp(min=1e-3).view(b, 1)
     edges = (t.view(1, -1) / fps / MEL_HOP_S).floor().long().clamp(0, m)  # (B, T+1)
     start, end = edges[:, :-1], torch.maximum(edges[:, 1:], (edges[:, :-1] + 1).clamp(max=m))
-    take = lambda idx: cumsum.gather(2, idx.unsqueeze(1).expand(b, n_mels, frames))  # noqa: E731
+    def take(idx: Tensor) -> Tensor:  # the cumulative sums at each frame's edge, every mel bin
+        return cumsum.gather(2, idx.unsqueeze(1).expand(b, n_mels, frames))
+
     count = (end - start).clamp(min=1).unsqueeze(1).float()
     means = ((take(end) - take(start)) / count).transpose(1, 2)  # (B, T, n_mels)
     centred = means - means.mean(dim=(1, 2), keepdim=True)

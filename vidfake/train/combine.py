@@ -6,9 +6,11 @@ logit. The weight is chosen where the model is chosen, on wild-dev; but a weight
 on the same videos it is measured on flatters the result. So the videos are split into
 ``folds`` by their source (a fixed split by the source's hash: a repository never sits on
 both sides), a logistic regression ``label ~ a * base + b * added + c`` is fitted on the
-other folds and scores each fold, and the AUC of those held-out scores is what gets
-reported. The weight that ships (``b / a``, in units of the base logit) is then fitted on
-all of the videos.
+other folds, and each fold's videos are scored as the model would score them with that
+fit's weight: ``base + (b / a) * added`` (the scale and offset are calibration's business,
+fitted separately, so they are not allowed to differ between folds and blur the pooled
+ranking). The AUC of those held-out scores is what gets reported; the weight that ships
+(``b / a``, in units of the base logit) is then fitted on all of the videos.
 """
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ class Combination:
     videos: int
 
     def to_dict(self) -> dict:
+        """Plain values for JSON (the held-out scores left out)."""
         return {"weight": self.weight, "videos": self.videos, "auc_base": self.auc_base,
                 "auc_base_95": list(self.auc_base_95), "auc_combined": self.auc_combined,
                 "auc_combined_95": list(self.auc_combined_95), "difference": self.difference}
@@ -83,8 +86,8 @@ def combine_cross_fitted(base: np.ndarray, added: np.ndarray, labels: np.ndarray
         train = ~test
         if len(set(labels[train].tolist())) < 2:
             raise ValueError(f"fold {k}: the other folds hold one class only; use fewer folds")
-        w = fit_logistic(features[train], labels[train])
-        held_out[test] = features[test] @ w[:-1] + w[-1]
+        a, b, _ = fit_logistic(features[train], labels[train])
+        held_out[test] = base[test] + (b / a if a > 0 else 0.0) * added[test]
     a, b, _ = fit_logistic(features, labels)
     if a <= 0:
         raise ValueError(f"the base score gets a non-positive weight ({a:.3g}) when combined: it cannot be the base")

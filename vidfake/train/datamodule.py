@@ -279,6 +279,34 @@ def load_items(data_dir: Path, clip_len: int | None, *, task: str, consecutive: 
     return items
 
 
+def train_sampler(dataset: Dataset, items: list[ClipItem], balance: str, pair_share: float, batch_size: int,
+                  rank: int, world: int, seed: int) -> DistributedSampler:
+    """Balanced draws when training has labelled fakes (paired when ``pair_share`` > 0 and
+    some fake has a real in its group), else a plain shuffle; every one rank-aware."""
+    if not any(item.label == 1 for item in items):
+        return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    weights = balanced_sampler_weights(items, by=balance)
+    pairs = fake_source_pairs(items) if pair_share > 0 else []
+    if pairs:
+        return PairedBalancedSampler(dataset, weights, pairs, batch_size, pair_share,
+                                     num_replicas=world, rank=rank, seed=seed)
+    return BalancedDistributedSampler(dataset, weights, num_replicas=world, rank=rank, seed=seed)
+
+
+def _check_options(val_sbi: bool | str, sbi_prob: float, balance: str, pair_share: float, task: str) -> None:
+    """``ValueError`` naming the first data option out of its range."""
+    if val_sbi not in (True, False, "auto"):
+        raise ValueError(f"val_sbi must be true, false or auto, got {val_sbi!r}")
+    if not 0.0 <= sbi_prob <= 1.0:
+        raise ValueError(f"sbi_prob must be in [0, 1], got {sbi_prob}")
+    if balance not in BALANCE:
+        raise ValueError(f"balance must be one of {BALANCE}, got {balance!r}")
+    if not 0.0 <= pair_share <= 1.0:
+        raise ValueError(f"pair_share must be in [0, 1], got {pair_share}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
 class FaceClipDataModule(pl.LightningDataModule):
     """Splits, datasets and rank-aware loaders over a ``vidfake extract`` folder (see the
     module docstring for what each task's train and val sets hold).
@@ -321,16 +349,7 @@ class FaceClipDataModule(pl.LightningDataModule):
         blend_masks: bool = False,
     ) -> None:
         super().__init__()
-        if val_sbi not in (True, False, "auto"):
-            raise ValueError(f"val_sbi must be true, false or auto, got {val_sbi!r}")
-        if not 0.0 <= sbi_prob <= 1.0:
-            raise ValueError(f"sbi_prob must be in [0, 1], got {sbi_prob}")
-        if balance not in BALANCE:
-            raise ValueError(f"balance must be one of {BALANCE}, got {balance!r}")
-        if not 0.0 <= pair_share <= 1.0:
-            raise ValueError(f"pair_share must be in [0, 1], got {pair_share}")
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        _check_options(val_sbi, sbi_prob, balance, pair_share, task)
         self.data_dir = Path(data_dir)
         self.clip_len = clip_len
         self.batch_size = batch_size
@@ -412,19 +431,12 @@ class FaceClipDataModule(pl.LightningDataModule):
         return (0, 1) if trainer is None else (int(trainer.global_rank), int(trainer.world_size))
 
     def train_dataloader(self) -> DataLoader:
-        """This process's share of the training clips, balanced by label (and method)."""
+        """This process's share of the training clips, balanced by label (and method or source),
+        with fakes beside their sources where ``pair_share`` asks for it."""
         rank, world = self._rank_world()
-        pairs = fake_source_pairs(self.train_items) if self.pair_share > 0 and self.task == "detect" else []
-        if self.data_has_fakes and pairs:
-            weights = balanced_sampler_weights(self.train_items, by=self.balance)
-            sampler = PairedBalancedSampler(self.train_set, weights, pairs, self.batch_size, self.pair_share,
-                                            num_replicas=world, rank=rank, seed=self.seed)
-        elif self.data_has_fakes:
-            weights = balanced_sampler_weights(self.train_items, by=self.balance)
-            sampler = BalancedDistributedSampler(self.train_set, weights,
-                                                 num_replicas=world, rank=rank, seed=self.seed)
-        else:
-            sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        pair_share = self.pair_share if self.task == "detect" else 0.0
+        sampler = train_sampler(self.train_set, self.train_items, self.balance, pair_share, self.batch_size,
+                                rank, world, self.seed)
         return DataLoader(
             self.train_set, batch_size=self.batch_size, sampler=sampler,
             num_workers=self.num_workers, collate_fn=collate_clips,

@@ -52,6 +52,7 @@ class FrameCache:
     frame_logit: np.ndarray
 
     def save(self, path: Path) -> None:
+        """Write a compressed ``.npz`` (under a temporary name, then renamed: never torn)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez_compressed(tmp, **{name: getattr(self, name) for name in self.__dataclass_fields__})
@@ -59,6 +60,7 @@ class FrameCache:
 
     @classmethod
     def load(cls, path: Path) -> FrameCache:
+        """Read what :meth:`save` wrote."""
         with np.load(path, allow_pickle=False) as data:
             return cls(**{name: data[name] for name in cls.__dataclass_fields__})
 
@@ -113,6 +115,7 @@ def _summary(videos: dict[str, np.ndarray]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: cache a checkpoint's frames and print the video AUC; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m vidfake.train.frame_cache", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="a vidfake checkpoint")
     parser.add_argument("--data", type=Path, required=True, help="a `vidfake extract` output folder")

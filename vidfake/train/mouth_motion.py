@@ -224,6 +224,7 @@ def train_mouth_motion(init: Path, data: Path, val_data: Path, out: Path, *, ste
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: train the head and print the result as JSON; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m vidfake.train.mouth_motion", description=__doc__.split("\n\n")[0])
     parser.add_argument("init", type=Path, help="the finished detector (a vidfake checkpoint) the head is added to")
     parser.add_argument("--data", type=Path, required=True, help="training extraction folder (with --audio)")
