@@ -7,7 +7,6 @@ of per-frame scores and what the lip-sync head made of the audio. No torch, no m
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,7 @@ from vidfake.extract.pipeline import FaceClip, MediaFaces
 from vidfake.extract.sampling import SamplingPlan
 from vidfake.scoring.audio import AudioInput
 from vidfake.scoring.clip_stream import ClipResult
-from vidfake.temporal.aggregate import AggregationConfig, TrackEvidence, aggregate
+from vidfake.temporal.aggregate import AggregationConfig, TrackEvidence, aggregate, calibrated_probability
 
 
 @dataclass
@@ -132,7 +131,7 @@ def mouth_finding(logit: float) -> dict:
     """A track's mouth-motion result: the head's mean logit over the track's clips, its
     sigmoid as ``score`` (the head's own, before it is weighed into the clip score) and
     what that says in words."""
-    score = 1.0 / (1.0 + math.exp(-logit)) if logit >= 0 else math.exp(logit) / (1.0 + math.exp(logit))
+    score = calibrated_probability(logit, temperature=1.0, prob_clip=0.0)
     finding = "mouth region looks re-generated" if score >= 0.5 else "mouth region looks natural"
     return {"logit": round(logit, 4), "score": round(score, 4), "finding": finding}
 

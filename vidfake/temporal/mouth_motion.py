@@ -125,7 +125,8 @@ class MouthMotionHead(nn.Module):
         has_audio = torch.zeros(b, dtype=torch.bool, device=frames.device)
         sound = visual.new_zeros(b, t, self.config.n_mels)
         if audio is not None and fps is not None and audio.numel():
-            has_audio = audio.abs().amax(dim=1) > 0 if audio_mask is None else audio_mask.bool() & (audio.abs().amax(1) > 0)
+            audible = audio.abs().amax(dim=1) > 0
+            has_audio = audible if audio_mask is None else audio_mask.bool() & audible
             fps_t = torch.as_tensor(fps, dtype=torch.float32, device=frames.device).expand(b)
             sound = per_frame_mel(audio, fps_t, t, self.config.audio_sample_rate, self.config.n_mels)
             sound = sound * has_audio.view(b, 1, 1)

@@ -46,7 +46,7 @@ from vidfake.temporal.config import ModelConfig
 from vidfake.train.audio import SyncAudio
 from vidfake.train.augment import AugmentConfig, augment_clip
 from vidfake.train.data import ClipDataset, ClipItem, balanced_sampler_weights, load_extracted
-from vidfake.train.datamodule import collate_clips
+from vidfake.train.datamodule import ValTransform, collate_clips
 from vidfake.train.mouth_fakes import mouth_fake_clip, sample_params
 
 __all__ = ["MouthTrainTransform", "mouth_items", "mouth_video_scores", "train_mouth_motion", "main"]
@@ -72,13 +72,6 @@ class MouthTrainTransform:
             frames, _ = augment_clip(sample["frames"], rng, self.augment)
             sample = {**sample, "frames": np.ascontiguousarray(frames)}
         return sample
-
-
-class _Plain:
-    """Validation: the clip as it is, without its mouth crops."""
-
-    def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
-        return {k: v for k, v in sample.items() if k != "mouths"}
 
 
 def mouth_items(folder: Path, clip_len: int) -> list[ClipItem]:
@@ -107,7 +100,7 @@ def _batch_audio(batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None,
 
 
 def _loader(items: list[ClipItem], max_shift: int, seed: int, num_workers: int) -> DataLoader:
-    dataset = ClipDataset(items, _Plain(), seed=seed, sync_audio=SyncAudio(0, 0.0, 3, max_shift))
+    dataset = ClipDataset(items, ValTransform(), seed=seed, sync_audio=SyncAudio(0, 0.0, 3, max_shift))
     return DataLoader(dataset, batch_size=32, collate_fn=collate_clips, num_workers=num_workers)
 
 
