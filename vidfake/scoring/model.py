@@ -1,5 +1,8 @@
 """The checkpoint's model on one device: built on first use, run on clips of face crops.
 
+Clips go through a scoring copy of the model (``scoring_module``; the same scores, about
+three times faster on a CPU); heat maps use the model itself (``module``).
+
 Building it imports torch and timm and reads the weights, so it waits until a file
 reaches the model; a run of unreadable files never pays for it.
 """
@@ -28,6 +31,7 @@ class ClipModel:
         self.device_name = device
         self._checkpoint = checkpoint
         self._module = None
+        self._scoring_module = None
 
     @property
     def checkpoint(self) -> Checkpoint:
@@ -51,12 +55,23 @@ class ClipModel:
             self._module = build_model(self.checkpoint, self.device)
         return self._module
 
+    @property
+    def scoring_module(self):
+        """The model as scoring runs it (``vidfake.temporal.inference.scoring_copy``: batch
+        norms folded, channels-last, no mask maps): the same scores, faster; built on first
+        use. Heat maps and anything that trains use ``module``."""
+        if self._scoring_module is None:
+            from vidfake.temporal.inference import scoring_copy
+
+            self._scoring_module = scoring_copy(self.module)
+        return self._scoring_module
+
     def run(self, clips: list[StreamedClip], audio: AudioTrack | None, fps: float | None) -> list[ClipResult]:
         """One result per clip, in order, at most ``FRAMES_PER_BATCH`` frames through the
         model a call (``audio`` or ``fps`` None: no sound for the sync head)."""
         import torch
 
-        device, model = self.device, self.module
+        device, model = self.device, self.scoring_module
         mouth_size = self.config.mouth_size if self.config.sync else None
         results: list[ClipResult] = []
         for k, part in enumerate(clip_batches(clips)):

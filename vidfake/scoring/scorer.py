@@ -93,8 +93,9 @@ class Scorer:
         return self.clip_model.module
 
     def load(self) -> Scorer:
-        """Load the model and the face detector now rather than on the first readable file."""
-        _ = self.model, self.extractor.detector
+        """Load the model, its scoring copy and the face detector now rather than on the
+        first readable file."""
+        _ = self.clip_model.scoring_module, self.extractor.detector
         return self
 
     def score(self, path: str | Path, kind: str, heatmaps: HeatmapOptions | None = None) -> Verdict:
