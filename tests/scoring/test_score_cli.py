@@ -167,3 +167,30 @@ def test_checkpoint_round_trip_gives_bit_identical_model_outputs(checkpoint):
     with torch.inference_mode():
         a, b = first(frames, times, mask), second(frames, times, mask)
     assert torch.equal(a.clip_logit, b.clip_logit) and torch.equal(a.frame_logits, b.frame_logits)
+
+
+def test_loading_is_timed_apart_from_the_first_file(face_video, checkpoint):
+    """The file that loads the model reports ``timings.load`` and leaves it out of its
+    ``total``; the files after it have no load time. An unreadable file before it loads nothing."""
+    from vidfake.scoring import Scorer
+
+    scorer = Scorer(checkpoint)
+    unreadable = scorer.score_video(face_video.path.with_name("missing.mp4"))
+    assert unreadable.status == "unreadable" and "load" not in unreadable.timings and scorer.load_seconds is None
+    first = scorer.score_video(face_video.path)
+    assert first.timings["load"] == round(scorer.load_seconds, 4) > 0
+    assert first.timings["total"] >= first.timings["decode"] + first.timings["detect"]
+    second = scorer.score_video(face_video.path)
+    assert "load" not in second.timings and second.score == first.score
+
+
+def test_segment_bytes_is_the_planned_frames_or_one_buffer(checkpoint):
+    from dataclasses import replace
+
+    from vidfake.extract.pipeline import ExtractConfig, FaceExtractor
+
+    frame = 1920 * 1080 * 3
+    assert FaceExtractor(ExtractConfig(plan="clips:8x8")).segment_bytes(1920, 1080, 300) == 64 * frame
+    assert FaceExtractor(ExtractConfig(plan="clips:8x8")).segment_bytes(1920, 1080, 20) == 20 * frame
+    small_buffer = replace(ExtractConfig(plan="every:2"), max_buffer_mb=100)
+    assert FaceExtractor(small_buffer).segment_bytes(1920, 1080, 300) == (100 << 20) // frame * frame

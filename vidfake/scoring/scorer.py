@@ -29,7 +29,9 @@ from vidfake.scoring.clip_stream import ClipResult, ClipStream, StreamedClip
 from vidfake.scoring.heatmaps import HeatmapOptions, draw_heatmaps
 from vidfake.scoring.model import ClipModel
 from vidfake.scoring.verdict import TrackResult, Verdict, VerdictBuilder, track_result
+from vidfake.utils.memory import prefault_heap, reuse_freed_memory
 
+TYPICAL_UPLOAD = (1920, 1080, 300)  # width, height, frames: a 10 s full-HD clip, what ``load`` prepares memory for
 MAX_CLIP_FRAMES = 32  # plans without clips (uniform, every, all) are cut into clips this long
 # Crops reach the model as extraction cuts them (``ClipStream``): the crops held at once are
 # one decoded segment's plus a bounded buffer per face, however long the video.
@@ -79,6 +81,7 @@ class Scorer:
         self.untrained = settings.untrained
         # a checkpoint can carry one caveat its author wants on every verdict (the default model does)
         self.model_warning = settings.warning
+        self.load_seconds: float | None = None  # set by load()
         self.verdicts = VerdictBuilder(self.aggregation, self.model_info, self.model_config.sync_window,
                                        self.untrained, self.model_warning)
 
@@ -94,8 +97,16 @@ class Scorer:
 
     def load(self) -> Scorer:
         """Load the model, its scoring copy and the face detector now rather than on the
-        first readable file."""
-        _ = self.clip_model.scoring_module, self.extractor.detector
+        first readable file, and prepare memory for the first file: from then on this
+        process keeps large freed buffers for the next file, and the frame buffer of a
+        10 s full-HD clip is faulted in here (``vidfake.utils.memory``). ``load_seconds``
+        says how long it took; a file's clock never includes it."""
+        if self.load_seconds is None:
+            began = time.perf_counter()
+            reuse_freed_memory()
+            _ = self.clip_model.scoring_module, self.extractor.detector
+            prefault_heap(self.extractor.segment_bytes(*TYPICAL_UPLOAD))
+            self.load_seconds = time.perf_counter() - began
         return self
 
     def score(self, path: str | Path, kind: str, heatmaps: HeatmapOptions | None = None) -> Verdict:
@@ -156,17 +167,25 @@ class Scorer:
 
     def _score(self, path: Path, kind: str, heatmaps: HeatmapOptions | None = None) -> Verdict:
         """The per-file safety net: whatever goes wrong with this file becomes its
-        verdict's status (the rule is ``file_failure``'s), so no file can stop a run."""
+        verdict's status (the rule is ``file_failure``'s), so no file can stop a run.
+        Loading, when this file is the first to need the model, is timed apart: the
+        verdict's ``timings.load``, left out of its ``total``."""
         start = time.perf_counter()
         try:
             probed = self.extractor.probe(path, kind)  # size, container, streams: before any model loads
         except Exception as error:  # one bad file must never cost the rest of a batch
             return self._failed(path, kind, error, start)
+        loaded = self.load_seconds is not None
         self.load()  # outside the net: a checkpoint that cannot be built fails the run, not this file
+        if not loaded:
+            start += self.load_seconds
         try:
-            return self._score_file(path, kind, start, probed, heatmaps)
+            verdict = self._score_file(path, kind, start, probed, heatmaps)
         except Exception as error:  # one bad file must never cost the rest of a batch
-            return self._failed(path, kind, error, start)
+            verdict = self._failed(path, kind, error, start)
+        if not loaded:
+            verdict.timings["load"] = round(self.load_seconds, 4)
+        return verdict
 
     def _failed(self, path: Path, kind: str, error: Exception, start: float) -> Verdict:
         failure = file_failure(error, path)
