@@ -36,7 +36,7 @@ class ScoreTask:
 
         if threads:
             torch.set_num_threads(threads)
-        self.scorer = build_scorer(checkpoint, device=device)
+        self.scorer = build_scorer(checkpoint, device=device).load()  # before the first job, not during it
         self.thumbnail_size = thumbnail_size
         self.heatmap_frames = heatmap_frames if self.scorer.draws_heatmaps else 0
         files = [checkpoint] if isinstance(checkpoint, str) else checkpoint
