@@ -153,12 +153,12 @@ def test_scoring_an_every_plan_streams_crops_in_bounded_chunks(long_face_video, 
 
 
 class WatchedReader:
-    """A video reader that keeps a weak reference to every batch of frames it decodes, so
-    a test can count the decoded frames still alive at any moment."""
+    """A video reader that keeps a weak reference to every frame it decodes, so a test can
+    count the decoded frames still alive at any moment."""
 
     def __init__(self, reader):
         self.reader = reader
-        self.batches: list[weakref.ref] = []
+        self.segments: list[list[weakref.ref]] = []
         self.alive_at_decode: list[int] = []
 
     def __getattr__(self, name):
@@ -171,13 +171,13 @@ class WatchedReader:
         self.reader.close()
 
     def alive(self) -> int:
-        return sum(ref() is not None for ref in self.batches)
+        return sum(ref() is not None for segment in self.segments for ref in segment)
 
-    def iter_chunks(self, indices, chunk_size):
+    def read_frames(self, indices):
         self.alive_at_decode.append(self.alive())
-        for found, frames in self.reader.iter_chunks(indices, chunk_size):
-            self.batches.append(weakref.ref(frames))
-            yield found, frames
+        found, frames = self.reader.read_frames(indices)
+        self.segments.append([weakref.ref(frame) for frame in frames])
+        return found, frames
 
 
 def test_extraction_holds_one_segment_of_frames_and_none_while_handing_over_crops(long_face_video, monkeypatch):
@@ -206,7 +206,7 @@ def test_extraction_holds_one_segment_of_frames_and_none_while_handing_over_crop
     faces = FaceExtractor(ExtractConfig(plan="every:1", max_buffer_mb=1)).extract_video(
         long_face_video.path, sink_for=lambda turn: sink)
     (reader,) = readers
-    assert len(reader.batches) == -(-120 // 18)  # 7 segments, each decoded once
+    assert len(reader.segments) == -(-120 // 18)  # 7 segments, each decoded once
     assert reader.alive_at_decode == [0] * 7 and reader.alive() == 0
     assert len(alive_at_sink) >= 6 and alive_at_sink == [0] * len(alive_at_sink)
     (face,) = faces.faces

@@ -32,6 +32,7 @@ def test_freed_heap_blocks_stay_resident_until_released():
     assert all(int(pin[0]) == 1 for pin in pins)  # live blocks are untouched
 
 
+
 def minor_faults() -> int:
     import resource
 
@@ -43,18 +44,13 @@ def minor_faults() -> int:
 def test_freed_large_buffers_are_reused_without_faulting_their_pages_again():
     """After ``reuse_freed_memory`` a 100 MiB buffer freed and asked for again comes back
     from the heap: its pages are not faulted in a second time (25,600 pages of 4 KiB)."""
-    from vidfake.utils.memory import prefault_heap, reuse_freed_memory
+    from vidfake.utils.memory import reuse_freed_memory
 
     assert reuse_freed_memory()
-    prefault_heap(100 << 20)
+    block = np.ones(100 << 20, np.uint8)
+    del block
     before = minor_faults()
     block = np.ones(100 << 20, np.uint8)
     faults = minor_faults() - before
     del block
     assert faults < 2000
-
-
-def test_prefault_of_nothing_does_nothing():
-    from vidfake.utils.memory import prefault_heap
-
-    prefault_heap(0)

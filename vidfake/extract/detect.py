@@ -15,7 +15,7 @@ its types, and a file can be probed (and refused) without paying seconds for tor
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -49,11 +49,15 @@ def detection_scale(width: int, height: int, max_side: int) -> float:
     return min(1.0, max_side / max(width, height))
 
 
-def downscale(frames: np.ndarray, max_side: int) -> np.ndarray:
-    """The detection copy of a batch of uint8 frames.
+def downscale(frames: np.ndarray | Sequence[np.ndarray], max_side: int) -> np.ndarray:
+    """The detection copy of a batch of uint8 frames (one array, or a sequence of frames of
+    one size), as one array.
 
     Antialiased, so small faces survive; torch's uint8 channels-last path does a 1080p
-    frame in about 2 ms on CPU, six times faster than PIL."""
+    frame in about 2 ms on CPU, six times faster than PIL. Frames given apart are resized
+    one by one (the same numbers), never stacked at full resolution first."""
+    if not isinstance(frames, np.ndarray):
+        return np.stack([downscale(frame[None], max_side)[0] for frame in frames])
     height, width = frames.shape[1:3]
     scale = detection_scale(width, height, max_side)
     if scale >= 1.0:

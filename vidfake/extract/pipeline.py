@@ -17,7 +17,7 @@ import json
 import struct
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -157,13 +157,6 @@ class FaceExtractor:
         self.config = config or ExtractConfig()
         self.plan = parse_plan(self.config.plan)  # parsed once, not per file
 
-    def segment_bytes(self, width: int, height: int, num_frames: int) -> int:
-        """The most bytes of full-resolution frames extraction holds at once for a video of
-        this size: the planned frames, or one ``max_buffer_mb`` segment of them."""
-        frame_bytes = width * height * 3
-        segment_len = max(1, (self.config.max_buffer_mb << 20) // frame_bytes)
-        return min(len(self.plan.indices(num_frames)), segment_len) * frame_bytes
-
     @cached_property
     def detector(self) -> FaceDetector:
         """The face detector, loaded on first use."""
@@ -227,7 +220,8 @@ class FaceExtractor:
         info = reader.info
         self._check_size(path, info.width, info.height)
         wanted = self.plan.indices(info.num_frames)
-        segment_len = max(1, (cfg.max_buffer_mb << 20) // (info.width * info.height * 3))
+        frame_bytes = info.width * info.height * 3
+        segment_len = max(1, (cfg.max_buffer_mb << 20) // frame_bytes)
         segmented = len(wanted) > segment_len  # see release_freed_memory: worth its cost on long plans only
         scale = detection_scale(info.width, info.height, cfg.face_detector.max_side)
 
@@ -239,11 +233,10 @@ class FaceExtractor:
             for start in range(0, len(wanted), segment_len):
                 segment = wanted[start : start + segment_len]
                 with _timed(timings, "decode"):
-                    # one chunk the size of the segment: the buffer is bounded already
-                    seg_indices, frames = next(reader.iter_chunks(segment, len(segment)), (None, None))
-                if seg_indices is None:
+                    seg_indices, frames = reader.read_frames(segment)  # the segment bounds them already
+                if not len(seg_indices):
                     break
-                frames = turn_frames(frames, turn)
+                frames = [turn_frames(frame, turn) for frame in frames]
                 with _timed(timings, "detect"):
                     small = downscale(frames, cfg.face_detector.max_side)
                     tracker.add(_detect_segment(self.detector, small, scale, tracker, cfg))
@@ -331,7 +324,7 @@ def _detect_segment(
     return result
 
 
-def _crop_segment(frames: np.ndarray, first_step: int, tracks: list[FaceTrack], decoded: list[int], crops: dict,
+def _crop_segment(frames: Sequence[np.ndarray], first_step: int, tracks: list[FaceTrack], decoded: list[int], crops: dict,
                   cfg: ExtractConfig) -> None:
     """Cut each track's face (and mouth) on the segment's frames into ``crops``, keyed by
     (track id, step), with the box it was cut at; a step already cut is left alone."""

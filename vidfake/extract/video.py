@@ -316,6 +316,17 @@ class VideoReader(abc.ABC):
         if batch_idx:
             yield np.asarray(batch_idx, dtype=np.int64), batch[: len(batch_idx)]
 
+    def read_frames(self, indices: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The frames of ``indices`` that decode, sorted, each in its own array (not stacked):
+        ``(decoded indices, frames)``. What extraction holds for one segment; separate
+        arrays are never copied into one large block, which a process scoring file after
+        file would otherwise have to find (or fault in) afresh for every file."""
+        found, frames = [], []
+        for i, frame in self._iter_sorted(np.unique(np.asarray(indices, dtype=np.int64)), DEFAULT_CHUNK):
+            found.append(i)
+            frames.append(frame)
+        return np.asarray(found, dtype=np.int64), frames
+
     def _iter_sorted(self, wanted: np.ndarray, chunk_size: int) -> Iterator[tuple[int, np.ndarray]]:
         if wanted.size and (wanted[0] < 0 or wanted[-1] >= self.info.num_frames):
             raise IndexError(f"frame indices must lie in [0, {self.info.num_frames}), got {wanted[0]}..{wanted[-1]}")

@@ -15,13 +15,15 @@ batches of one model call (``vidfake.scoring.model``); a short clip with the def
 plan reaches neither.
 
 The opposite holds between the files of a scoring run: each file of a short clip frees
-and allocates again the same large buffers (a segment of 64 full-HD frames is 400 MB, and
-each decoded frame is 6 MB), and by default glibc hands these straight back to the system
-(``mmap``, or the heap's top beyond a few MB), so every file faults them in afresh. On
-the project's 2-core VM that was 350,000 page faults and about 0.7 s of the 1.1 s spent
-decoding a 10 s 1080p clip. ``reuse_freed_memory`` (called when a ``Scorer`` loads) keeps
-freed buffers of up to 1 GiB in the heap for the next file instead; a process then stays
-at its high-water mark between files, which is what it needs for the next one anyway.
+and allocates again the same large buffers (64 decoded full-HD frames of 6 MB each, the
+model's and the face detector's activations), and by default glibc hands these straight
+back to the system (``mmap``, or the heap's top beyond a few MB), so every file faults
+them in afresh: on the project's 2-core VM about 350,000 page faults and 0.7 s of a 10 s
+1080p clip's 3 to 5 s. ``reuse_freed_memory`` (called when a ``Scorer`` loads) keeps freed
+buffers of up to 1 GiB in the heap for the next file instead; a process then stays at its
+high-water mark between files, which is what it needs for the next one anyway. (Frames
+are held one array each, not copied into one 400 MB block: a block that large seldom
+fits the freed space left by the last file, so the heap grew again for the second file.)
 
 Where there is no glibc (macOS, Windows, musl) both do nothing.
 """
@@ -61,13 +63,3 @@ def reuse_freed_memory(max_bytes: int = KEEP_FREED_BYTES) -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, max_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, max_bytes))
 
-
-def prefault_heap(nbytes: int) -> None:
-    """Allocate ``nbytes``, touch every page and free them: after ``reuse_freed_memory`` the
-    pages stay in the heap, so the first file's frame buffers find them there instead of
-    faulting each page in (about 0.7 s for a full-HD segment on the project's VM)."""
-    if nbytes > 0:
-        import numpy as np
-
-        block = np.ones(nbytes, np.uint8)  # written, so every page is faulted in (calloc'd zeros would not be)
-        del block
