@@ -183,3 +183,15 @@ def test_loading_is_timed_apart_from_the_first_file(face_video, checkpoint):
     second = scorer.score_video(face_video.path)
     assert "load" not in second.timings and second.score == first.score
 
+
+
+def test_segment_bytes_is_the_planned_frames_or_one_buffer():
+    from dataclasses import replace
+
+    from vidfake.extract.pipeline import ExtractConfig, FaceExtractor
+
+    frame = 1920 * 1080 * 3
+    assert FaceExtractor(ExtractConfig(plan="clips:8x8")).segment_bytes(1920, 1080, 300) == 64 * frame
+    assert FaceExtractor(ExtractConfig(plan="clips:8x8")).segment_bytes(1920, 1080, 20) == 20 * frame
+    small_buffer = replace(ExtractConfig(plan="every:2"), max_buffer_mb=100)
+    assert FaceExtractor(small_buffer).segment_bytes(1920, 1080, 300) == (100 << 20) // frame * frame

@@ -54,3 +54,17 @@ def test_freed_large_buffers_are_reused_without_faulting_their_pages_again():
     faults = minor_faults() - before
     del block
     assert faults < 2000
+
+
+def test_prefault_leaves_pages_that_the_next_buffer_reuses():
+    from vidfake.utils.memory import prefault_heap, reuse_freed_memory
+
+    if not reuse_freed_memory():
+        pytest.skip("mallopt is glibc's")
+    prefault_heap(64 << 20)
+    before = minor_faults()
+    block = np.ones(64 << 20, np.uint8)
+    faults = minor_faults() - before
+    del block
+    assert faults < 2000
+    prefault_heap(0)  # nothing to do

@@ -157,6 +157,13 @@ class FaceExtractor:
         self.config = config or ExtractConfig()
         self.plan = parse_plan(self.config.plan)  # parsed once, not per file
 
+    def segment_bytes(self, width: int, height: int, num_frames: int) -> int:
+        """The most bytes of full-resolution frames extraction holds at once for a video of
+        this size: the planned frames, or one ``max_buffer_mb`` segment of them."""
+        frame_bytes = width * height * 3
+        segment_len = max(1, (self.config.max_buffer_mb << 20) // frame_bytes)
+        return min(len(self.plan.indices(num_frames)), segment_len) * frame_bytes
+
     @cached_property
     def detector(self) -> FaceDetector:
         """The face detector, loaded on first use."""
