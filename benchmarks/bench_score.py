@@ -30,6 +30,22 @@ table. What is measured:
    and kills it above ``--mem-cap-gb`` (default 10) so a runaway case cannot take the
    shared machine down.
 
+3. ``--default-model`` (instead of 1 and 2; writes ``benchmarks/results/score_default_cpu.json``):
+   the shipped default model with its own plan (``clips:8x8``, audio on) on the 10 s 1080p
+   DFDC fixture, as a user meets it (issue 29):
+
+   - ``cli``: ``vidfake score`` on ``--copies`` copies of the clip in one fresh process,
+     ``--processes`` times: the process's wall time, its load time (``timings.load``,
+     imports included) and each file's time, so the first file against the warm ones;
+   - ``stages``: in one process, ``--reps`` warm runs split into decode, detect, track,
+     crop, audio, model and the rest, with the CPU-seconds each run used;
+   - ``model_paths``: the frame encoder on the clip's 64 crops as the full model runs it
+     (with the blend-mask decoder), as the scoring copy runs it, and under ONNX Runtime
+     when that is installed (it is not a dependency: measured to decide);
+   - ``detection``: the detector's ``keyframe_interval`` 4 (the model's) against 8, and its
+     ``max_side`` 640 against 480: detection time, face frames kept and the score, for
+     what a faster detector would cost.
+
 Timings are wall-clock on a shared, noisy machine: the JSON records the load average
 before and after each section, the git commit and whether files under ``vidfake/`` were
 modified in the working tree when the run started.
@@ -37,7 +53,6 @@ modified in the working tree when the run started.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -56,6 +71,7 @@ from vidfake.checkpoints.format import init_checkpoint
 from vidfake.extract.pipeline import ExtractConfig
 from vidfake.scoring import Scorer
 from vidfake.temporal.config import ModelConfig
+from vidfake.testing import media
 
 from common import clip_info, git, load, machine_info
 
@@ -70,20 +86,12 @@ CHECKPOINTS = {
 MEMORY_CHECKPOINT = "lite0_224"
 MEMORY_PLANS = [None, "every:30"]  # None: the checkpoint's own plan
 FPS = 30
+DEFAULT_CLIP = "dfdc_lynaeydofd.mp4"  # 10 s, 1920x1080, 29.97 fps, one face, speech
+TARGETS = {"warm_s": 2.5, "first_minus_warm_s": 1.0, "score_difference": 1e-3}  # issue 29
+SHIPPED_SCORE = 0.615358  # 2026.12.4 on DEFAULT_CLIP at commit a5c490d, before issue 29
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def media_helpers():
-    """``vidfake/testing/media.py`` (head patch with its face box, sine tone), loaded by file path."""
-    name = "vidfake_test_media"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "media.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while it executes
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 # --------------------------------------------------------------------------- synthetic videos
@@ -118,7 +126,6 @@ def write_synthetic(path: Path, seconds: float, size: tuple[int, int], face_heig
     """An H.264 mp4 (+ AAC tone) of a face moving over a background, written frame by frame:
     memory stays at one frame however long the video. ``pan`` moves the background too
     (realistic encode/decode cost) instead of keeping it still (cheap, fast to write)."""
-    media = media_helpers()
     width, height = size
     pad = 240 if pan else 0
     back = textured_background(width + pad, height + pad, detail=pan)
@@ -376,6 +383,206 @@ def bench_memory(ckpt: Path, folder: Path, minutes: list[float], cap_gb: float) 
     return {"generation": generation, "plans": table}
 
 
+# --------------------------------------------------------------------------- 3. the default model
+
+
+def cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cli_runs(clip: Path, copies: int, processes: int, folder: Path, checkout: Path = REPO) -> dict:
+    """``vidfake score`` on ``copies`` copies of ``clip`` in one fresh process, ``processes``
+    times, with the ``vidfake`` of ``checkout`` (``python -m`` imports it from the working folder)."""
+    paths = []
+    for k in range(copies):
+        paths.append(folder / f"copy{k}_{clip.name}")
+        if not paths[-1].exists():
+            paths[-1].write_bytes(clip.read_bytes())
+    runs = []
+    for _ in range(processes):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "vidfake", "score", *map(str, paths), "--json", "--no-progress"],
+                              cwd=checkout, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        wall = time.perf_counter() - start
+        records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or len(records) != copies:
+            raise RuntimeError(f"vidfake score failed ({done.returncode}): {done.stderr[-2000:]}")
+        files = [r["timings"]["total"] for r in records]
+        runs.append({"process_s": round(wall, 3), "load_s": records[0]["timings"].get("load"),  # None before issue 29
+                     "files_s": files, "first_s": files[0], "warm_median_s": round(statistics.median(files[1:]), 3),
+                     "scores": [r["score"] for r in records]})
+        print(f"  process {wall:5.1f} s  load {runs[-1]['load_s']} s  files {files}", flush=True)
+    warm = statistics.median(f for run in runs for f in run["files_s"][1:])
+    first = statistics.median(run["first_s"] for run in runs)
+    return {"copies": copies, "runs": runs, "warm_median_s": round(warm, 3), "first_median_s": round(first, 3),
+            "first_minus_warm_s": round(first - warm, 3)}
+
+
+def stage_runs(scorer: Scorer, clip: Path, reps: int) -> dict:
+    """``reps`` warm runs in this process, split into stages, with their CPU-seconds."""
+    record = instrument(scorer)
+    score_once(scorer, record, clip)  # warm-up
+    runs = []
+    for _ in range(reps):
+        began = cpu_seconds()
+        run = score_once(scorer, record, clip)
+        runs.append({"wall_s": round(run["wall_s"], 3), "cpu_s": round(cpu_seconds() - began, 3),
+                     "stages_s": {k: round(v, 3) for k, v in run["stages"].items()}, "score": run["verdict"].score})
+    names = runs[0]["stages_s"].keys()
+    return {"runs": runs, "median_s": round(statistics.median(r["wall_s"] for r in runs), 3),
+            "median_cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
+            "median_stages_s": {k: round(statistics.median(r["stages_s"][k] for r in runs), 3) for k in names}}
+
+
+def clip_crops(scorer: Scorer, clip: Path) -> torch.Tensor:
+    """The clip's face crops as the model takes them, ``(N,3,S,S)`` in [0,1]."""
+    from vidfake.scoring.batching import to_tensor
+
+    faces = scorer.extractor.extract_video(clip)
+    crops = np.concatenate([face.crops for face in faces.faces])
+    return to_tensor(crops, scorer.model_config.input_size)
+
+
+def median_time(fn, reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times), 3)
+
+
+def model_paths(scorer: Scorer, crops: torch.Tensor, reps: int) -> dict:
+    """The frame encoder on ``crops``: the full model's pass, the scoring copy's, ONNX Runtime's."""
+    full, fast = scorer.model.encoder, scorer.clip_model.scoring_module.encoder
+    with torch.inference_mode():
+        reference = full.forward_head(*full.forward_maps(crops))[1]
+        out = {"crops": int(len(crops)),
+               "full_model_s": median_time(lambda: full.forward_head(*full.forward_maps(crops)), reps),
+               "scoring_copy_s": median_time(lambda: fast(crops), reps),
+               "scoring_copy_max_logit_difference": float((fast(crops)[1] - reference).abs().max())}
+    out["onnxruntime"] = onnx_runtime_path(fast, crops, reference, reps)
+    return out
+
+
+def onnx_runtime_path(encoder, crops: torch.Tensor, reference: torch.Tensor, reps: int) -> dict:
+    """The scoring copy's encoder exported to ONNX and run by ONNX Runtime (2 threads), when
+    ``onnx`` and ``onnxruntime`` are importable; what that costs at load and per file."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return {"measured": False, "reason": "onnxruntime is not installed (pip install onnx onnxruntime)"}
+
+    class Scores(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            embeddings, logits, _ = self.inner(x)
+            return embeddings, logits
+
+    with tempfile.TemporaryDirectory() as folder:
+        graph = Path(folder) / "encoder.onnx"
+        start = time.perf_counter()
+        with torch.no_grad():
+            torch.onnx.export(Scores(encoder).eval(), (crops[:2],), str(graph), dynamo=False, input_names=["x"],
+                              output_names=["embeddings", "logits"], dynamic_axes={"x": {0: "n"}})
+        export_s = time.perf_counter() - start
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        start = time.perf_counter()
+        session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        session_s = time.perf_counter() - start
+    feed = {"x": crops.numpy()}
+    logits = session.run(None, feed)[1]
+    return {"measured": True, "version": onnxruntime.__version__, "export_s": round(export_s, 3),
+            "session_s": round(session_s, 3), "run_s": median_time(lambda: session.run(None, feed), reps),
+            "max_logit_difference": float(np.abs(logits - reference.numpy()).max())}
+
+
+def detection_variants(clip: Path, reps: int) -> dict:
+    """The detector's settings a faster extraction could change, against the model's own."""
+    from dataclasses import replace
+
+    from vidfake.extract.pipeline import FaceExtractor
+
+    out = {}
+    base = None
+    for name, change in {"model_settings": {}, "keyframe_interval_8": {"keyframe_interval": 8},
+                         "max_side_480": {"max_side": 480}}.items():
+        scorer = Scorer()
+        config = replace(scorer.extract_config, face_detector=replace(scorer.extract_config.face_detector, **change))
+        scorer.extract_config, scorer.extractor = config, FaceExtractor(config)
+        scorer.load()
+        verdicts = [scorer.score_video(clip) for _ in range(reps + 1)][1:]
+        row = {"detect_s": round(statistics.median(v.timings["detect"] for v in verdicts), 3),
+               "face_frames": sum(t["frames"] for t in verdicts[0].tracks), "score": round(verdicts[0].score, 6)}
+        base = base or row
+        row["score_difference"] = round(abs(row["score"] - base["score"]), 6)
+        out[name] = row
+        print(f"  {name:20s} detect {row['detect_s']:.2f} s  face frames {row['face_frames']}  score {row['score']:.4f}",
+              flush=True)
+    return out
+
+
+def bench_default(args: argparse.Namespace) -> dict:
+    clip = FIXTURES / DEFAULT_CLIP
+    if not clip.exists():
+        raise SystemExit(f"--default-model needs {clip} (the shared fixtures)")
+    results: dict = {"machine": machine_info(["timm"]), "git": {"commit": git("rev-parse", "HEAD"),
+                     "vidfake_modified": git("status", "--porcelain", "vidfake").splitlines()},
+                     "clip": {"name": DEFAULT_CLIP, **clip_info(clip)}, "targets": TARGETS,
+                     "shipped_score": SHIPPED_SCORE, "load_average": {"start": load()}}
+    print("vidfake score in fresh processes", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench_default_") as tmp:
+        results["cli"] = cli_runs(clip, args.copies, args.processes, Path(tmp))
+        if args.baseline:
+            print(f"the same with {args.baseline}", flush=True)
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=args.baseline, capture_output=True, text=True)
+            results["baseline_cli"] = {"checkout": str(args.baseline), "commit": commit.stdout.strip(),
+                                       **cli_runs(clip, args.copies, args.processes, Path(tmp), args.baseline)}
+    results["load_average"]["after_cli"] = load()
+    scorer = Scorer()
+    results["plan"] = scorer.extract_config.plan
+    start = time.perf_counter()
+    scorer.load()
+    results["load_in_process_s"] = round(time.perf_counter() - start, 3)
+    print("stages", flush=True)
+    results["stages"] = stage_runs(scorer, clip, args.reps)
+    print("model paths", flush=True)
+    results["model_paths"] = model_paths(scorer, clip_crops(scorer, clip), args.reps)
+    print("detection settings", flush=True)
+    results["detection"] = detection_variants(clip, max(1, args.reps // 2))
+    results["load_average"]["end"] = load()
+    score = results["stages"]["runs"][0]["score"]
+    warm, first = results["cli"]["warm_median_s"], results["cli"]["first_minus_warm_s"]
+    results["met"] = {"warm_s": warm <= TARGETS["warm_s"], "first_minus_warm_s": first <= TARGETS["first_minus_warm_s"],
+                      "score_difference": abs(score - SHIPPED_SCORE) <= TARGETS["score_difference"]}
+    return results
+
+
+def print_default(results: dict) -> None:
+    cli, stages = results["cli"], results["stages"]["median_stages_s"]
+    if "baseline_cli" in results:
+        base = results["baseline_cli"]
+        print(f"\nbaseline {base['commit'][:7]}: warm {base['warm_median_s']:.2f} s, first file {base['first_median_s']:.2f} s")
+    print(f"vidfake score, {cli['copies']} copies a process: warm {cli['warm_median_s']:.2f} s, first file "
+          f"{cli['first_median_s']:.2f} s (+{cli['first_minus_warm_s']:.2f}), load "
+          f"{statistics.median(r['load_s'] for r in cli['runs']):.2f} s")
+    print("in process, median: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+          + f"; {results['stages']['median_cpu_s']:.2f} CPU-s a file")
+    paths = results["model_paths"]
+    print(f"encoder on {paths['crops']} crops: full model {paths['full_model_s']:.2f} s, scoring copy "
+          f"{paths['scoring_copy_s']:.2f} s" + (f", ONNX Runtime {paths['onnxruntime']['run_s']:.2f} s"
+                                                 if paths["onnxruntime"]["measured"] else ""))
+    print("targets met: " + ", ".join(f"{k} {v}" for k, v in results["met"].items()))
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -420,11 +627,31 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "score_cpu.json")
     parser.add_argument("--quick", action="store_true", help="1 timed run, one fixture clip, 0.5 and 1 min videos")
-    parser.add_argument("--reps", type=int, default=3, help="timed runs per clip after the warm-up (default 3)")
+    parser.add_argument("--reps", type=int, default=3,
+                        help="timed runs per clip after the warm-up (default 3; --default-model: in-process runs)")
     parser.add_argument("--minutes", type=float, nargs="+", default=None, help="long-video lengths (default 1 3 5 10)")
     parser.add_argument("--video-dir", type=Path, default=None, help="keep (and reuse) the long videos here")
     parser.add_argument("--mem-cap-gb", type=float, default=10.0, help="kill a memory child above this RSS")
+    parser.add_argument("--default-model", action="store_true",
+                        help="only the shipped default model on the 1080p DFDC fixture (section 3 of the docstring); "
+                             "writes benchmarks/results/score_default_cpu.json unless --out is given")
+    parser.add_argument("--copies", type=int, default=5, help="--default-model: files a vidfake score process scores")
+    parser.add_argument("--processes", type=int, default=2, help="--default-model: fresh vidfake score processes")
+    parser.add_argument("--baseline", type=Path,
+                        help="--default-model: also time vidfake score from this checkout of an earlier commit "
+                             "(git worktree add DIR COMMIT), on the same machine in the same run")
     args = parser.parse_args(argv)
+    if args.default_model:
+        torch.set_num_threads(os.cpu_count() or 1)
+        out = args.out if "--out" in (argv or sys.argv) else REPO / "benchmarks" / "results" / "score_default_cpu.json"
+        started = time.perf_counter()
+        results = bench_default(args)
+        results["runtime_s"] = round(time.perf_counter() - started, 1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print_default(results)
+        print(f"\nwrote {out} in {results['runtime_s']:.0f} s")
+        return results
     reps = 1 if args.quick else args.reps
     minutes = args.minutes or ([0.5, 1.0] if args.quick else [1.0, 3.0, 5.0, 10.0])
     torch.set_num_threads(os.cpu_count() or 1)

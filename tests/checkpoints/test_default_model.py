@@ -57,11 +57,17 @@ def test_score_without_checkpoint_uses_the_default_model(face_video, shipped, ca
     assert info["mask_head"] == shipped.config["model"]["mask_head"] and info["sync_head"] is True
 
 
+SHIPPED_SCORES = [0.621374, 0.615358]  # dfdc_yhffcuhhjy, dfdc_lynaeydofd with 2026.12.4 at commit a5c490d
+
+
 @pytest.mark.slow
 def test_readme_first_command_scores_the_example_videos(fixtures_dir, tmp_path, capsys):
     videos = [fixtures_dir / "videos" / "dfdc_yhffcuhhjy.mp4", fixtures_dir / "videos" / "dfdc_lynaeydofd.mp4"]
     assert main(["score", *map(str, videos), "--plots", str(tmp_path), "--json", "--no-progress"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["status"] for r in records] == ["ok", "ok"]
+    # the scores 2026.12.4 gave when it shipped: how scoring runs (issue 29: a scoring copy of
+    # the model, memory kept for the next file) may make it faster, never move them
+    assert [r["score"] for r in records] == pytest.approx(SHIPPED_SCORES, abs=1e-3)
     assert all(r["audio"]["used"] and -8 <= r["audio"]["offset_frames"] <= 8 for r in records)  # both have speech
     assert len(list(tmp_path.glob("*.png"))) == 2

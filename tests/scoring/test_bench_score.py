@@ -43,3 +43,17 @@ def test_the_memory_child_reports_extraction_and_the_verdict(bench_score, tiny_c
     assert "error" not in result, result.get("stderr_tail")
     assert result["status"] == "ok" and result["plan"] == "uniform:4" and result["sampled_frames"] == 4
     assert result["crops_held_peak"] >= 1 and result["peak_rss_kib"] >= result["peak_rss_after_extract_kib"] > 0
+
+
+def test_model_paths_time_the_full_encoder_and_the_scoring_copy(bench_score, sync_checkpoint):
+    import importlib.util
+
+    import torch
+
+    scorer = Scorer(sync_checkpoint).load()
+    size = scorer.model_config.input_size
+    crops = torch.rand(4, 3, size, size, generator=torch.Generator().manual_seed(0))
+    out = bench_score.model_paths(scorer, crops, reps=1)
+    assert out["crops"] == 4 and out["full_model_s"] > 0 and out["scoring_copy_s"] > 0
+    assert out["scoring_copy_max_logit_difference"] < 1e-3
+    assert out["onnxruntime"]["measured"] is (importlib.util.find_spec("onnxruntime") is not None)

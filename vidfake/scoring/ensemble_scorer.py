@@ -26,10 +26,9 @@ from vidfake.extract.video import VideoProbe
 from vidfake.scoring.audio import AudioInput
 from vidfake.scoring.clip_stream import ClipResult, StreamedClip
 from vidfake.scoring.ensemble_verdict import GroupResult, ensemble_verdict, member_records
-from vidfake.scoring.scorer import TYPICAL_UPLOAD, Scorer
+from vidfake.scoring.scorer import Scorer, prepare_memory
 from vidfake.scoring.verdict import Verdict, VerdictBuilder
 from vidfake.temporal.aggregate import AggregationConfig
-from vidfake.utils.memory import prefault_heap, reuse_freed_memory
 
 NO_ENSEMBLE_HEATMAPS = ("heat maps show one model's evidence: give a single --checkpoint "
                         "(ensembles have no heat maps yet)")
@@ -113,13 +112,12 @@ class EnsembleScorer:
     def load(self) -> EnsembleScorer:
         """Load every member's model (its scoring copy), and one face detector per shared
         extraction, now; memory is prepared for the first file as ``Scorer.load`` does."""
-        reuse_freed_memory()
         leaders = [self.members[group[0]] for group in self.groups]
         for leader in leaders:
             _ = leader.extractor.detector
         for member in self.members:
             _ = member.clip_model.scoring_module
-        prefault_heap(max(leader.extractor.segment_bytes(*TYPICAL_UPLOAD) for leader in leaders))
+        prepare_memory([leader.extractor for leader in leaders])
         return self
 
     def score(self, path: str | Path, kind: str, heatmaps=None) -> Verdict:

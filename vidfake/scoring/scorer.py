@@ -51,12 +51,9 @@ class Extraction:
 
 class Scorer:
     """Scores any number of files with one checkpoint (the packaged default model when
-    none is given).
-
-    Construction reads only the checkpoint's config (and hashes its file, once); the
-    model and the face detector load on the first file that passes its probe, so files
-    that cannot be read are answered at once and a run of only such files never loads
-    either. ``load()`` loads them up front."""
+    none is given). Construction reads only the checkpoint's config (and hashes its file,
+    once); the model and the face detector load on the first file that passes its probe
+    (or at ``load()``), so a run of only unreadable files never loads either."""
 
     draws_heatmaps = True  # mask head or Grad-CAM (``vidfake.scoring.heatmaps``)
 
@@ -70,10 +67,9 @@ class Scorer:
         self.model_config = settings.model
         self.clip_model = ClipModel(self.header, self.model_config, device, loaded)
         extract = settings.extract
-        extract = replace(extract, plan=plan or extract.plan,
-                          face_detector=replace(extract.face_detector, device=device))
-        self.extract_config = extract
-        self.extractor = FaceExtractor(extract)
+        self.extract_config = replace(extract, plan=plan or extract.plan,
+                                      face_detector=replace(extract.face_detector, device=device))
+        self.extractor = FaceExtractor(self.extract_config)
         self.plan = self.extractor.plan  # parsed once: extraction, the audio check, the clip streams, the timeline
         self.aggregation = settings.aggregation
         self.model_info = {"name": settings.display_name(self.header.path), "version": settings.version,
@@ -97,15 +93,12 @@ class Scorer:
 
     def load(self) -> Scorer:
         """Load the model, its scoring copy and the face detector now rather than on the
-        first readable file. From then on this process keeps large freed buffers for the
-        next file, and the frames of a 10 s full-HD clip are faulted in here once
-        (``vidfake.utils.memory``), so the first file costs little more than the next ones.
+        first readable file, and prepare memory for the files (``prepare_memory``).
         ``load_seconds`` says how long it took; a file's clock never includes it."""
         if self.load_seconds is None:
             began = time.perf_counter()
-            reuse_freed_memory()
             _ = self.clip_model.scoring_module, self.extractor.detector
-            prefault_heap(self.extractor.segment_bytes(*TYPICAL_UPLOAD))
+            prepare_memory([self.extractor])
             self.load_seconds = time.perf_counter() - began
         return self
 
@@ -117,9 +110,8 @@ class Scorer:
         return self._score(Path(path), kind, heatmaps)
 
     def score_video(self, path: str | Path, heatmaps: HeatmapOptions | None = None) -> Verdict:
-        """Score one video; a file that cannot be scored gets a verdict saying why
-        (``status`` and ``error``), never an exception. ``heatmaps``: also draw each
-        track's most suspicious frames' heat maps there (``vidfake.scoring.heatmaps``)."""
+        """Score one video; a file that cannot be scored gets a verdict saying why (``status``,
+        ``error``), never an exception. ``heatmaps``: also draw heat maps (``scoring.heatmaps``)."""
         return self._score(Path(path), "video", heatmaps)
 
     def score_image(self, path: str | Path, heatmaps: HeatmapOptions | None = None) -> Verdict:
@@ -134,10 +126,9 @@ class Scorer:
                           sample_rate=self.model_config.audio_sample_rate)
 
     def extract(self, path: Path, kind: str, probed: VideoProbe | None, run_clips: RunClips) -> Extraction:
-        """Find and cut the faces of ``path`` (``probed``: its ``extractor.probe``, None for
-        an image). Each track's crops go through ``run_clips`` clip by clip as they are cut;
-        of a video searched again turned, the stream of the search whose faces are kept
-        is returned."""
+        """Find and cut the faces of ``path`` (``probed``: its ``extractor.probe``, None for an
+        image), each track's crops through ``run_clips`` clip by clip as they are cut; of a
+        video searched again turned, the stream of the search whose faces are kept is returned."""
         if kind == "image":
             faces = self.extractor.extract_image(path)
             stream = ClipStream(run_clips, None, 1, MAX_CLIP_FRAMES)
@@ -166,25 +157,22 @@ class Scorer:
     # -- composition ------------------------------------------------------------------
 
     def _score(self, path: Path, kind: str, heatmaps: HeatmapOptions | None = None) -> Verdict:
-        """The per-file safety net: whatever goes wrong with this file becomes its
-        verdict's status (the rule is ``file_failure``'s), so no file can stop a run.
-        Loading, when this file is the first to need the model, is timed apart: the
-        verdict's ``timings.load``, left out of its ``total``."""
+        """The per-file safety net: whatever goes wrong with this file becomes its verdict's
+        status (``file_failure``'s rule), so no file can stop a run. Loading, when this file
+        is the first to need the model, is its ``timings.load``, left out of its ``total``."""
         start = time.perf_counter()
         try:
             probed = self.extractor.probe(path, kind)  # size, container, streams: before any model loads
         except Exception as error:  # one bad file must never cost the rest of a batch
             return self._failed(path, kind, error, start)
-        loaded = self.load_seconds is not None
-        self.load()  # outside the net: a checkpoint that cannot be built fails the run, not this file
-        if not loaded:
-            start += self.load_seconds
+        load_s = None if self.load_seconds is not None else self.load().load_seconds  # outside the net:
+        start += load_s or 0.0  # a checkpoint that cannot be built fails the run, not this file
         try:
             verdict = self._score_file(path, kind, start, probed, heatmaps)
         except Exception as error:  # one bad file must never cost the rest of a batch
             verdict = self._failed(path, kind, error, start)
-        if not loaded:
-            verdict.timings["load"] = round(self.load_seconds, 4)
+        if load_s is not None:
+            verdict.timings["load"] = round(load_s, 4)
         return verdict
 
     def _failed(self, path: Path, kind: str, error: Exception, start: float) -> Verdict:
@@ -211,6 +199,14 @@ class Scorer:
             draw_heatmaps(self, path, kind, probed, extraction.faces, tracks, heatmaps)
         return self.verdicts.build(path, kind, extraction.faces, [t for t in tracks if t is not None], audio,
                                    self.plan if kind == "video" else None, model_s, start)
+
+
+def prepare_memory(extractors: list[FaceExtractor]) -> None:
+    """Make this process keep large freed buffers for the next file, and fault in once the
+    frames the largest of ``extractors`` holds for a 10 s full-HD clip
+    (``vidfake.utils.memory``), so the first file costs little more than the next ones."""
+    reuse_freed_memory()
+    prefault_heap(max(extractor.segment_bytes(*TYPICAL_UPLOAD) for extractor in extractors))
 
 
 def score_video(path: str | Path, checkpoint: str | Path | Checkpoint | None = None, device: str = "cpu") -> Verdict:
