@@ -87,3 +87,18 @@ def test_a_copy_that_disagrees_with_the_model_is_refused(monkeypatch):
     monkeypatch.setattr(inference, "_fold", lambda conv, norm: None)
     with pytest.raises(ScoringCopyError, match="differs from the model"):
         scoring_copy(_model("tf_efficientnet_lite0"))
+
+
+def test_scoring_falls_back_to_the_model_when_its_copy_disagrees(monkeypatch, tmp_path):
+    from vidfake.checkpoints.format import CheckpointHeader, init_checkpoint, load_checkpoint
+    from vidfake.extract.pipeline import ExtractConfig
+    from vidfake.scoring.model import ClipModel
+
+    config = ModelConfig(backbone="tf_efficientnet_lite0", **SMALL)
+    path = init_checkpoint(tmp_path / "lite.safetensors", config, ExtractConfig(plan="uniform:2"))
+    checkpoint = load_checkpoint(path)
+    clip_model = ClipModel(CheckpointHeader(checkpoint.config, checkpoint.path, checkpoint.sha256), config, "cpu",
+                           checkpoint)
+    monkeypatch.setattr(inference, "_fold", lambda conv, norm: None)
+    with pytest.warns(RuntimeWarning, match="scoring with the model itself"):
+        assert clip_model.scoring_module is clip_model.module

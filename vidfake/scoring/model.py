@@ -1,13 +1,14 @@
 """The checkpoint's model on one device: built on first use, run on clips of face crops.
 
-Clips go through a scoring copy of the model (``scoring_module``; the same scores, about
-three times faster on a CPU); heat maps use the model itself (``module``).
+Clips go through a scoring copy of the model (``scoring_module``: the same scores, faster
+on a CPU; ``vidfake.temporal.inference``); heat maps use the model itself (``module``).
 
 Building it imports torch and timm and reads the weights, so it waits until a file
 reaches the model; a run of unreadable files never pays for it.
 """
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 from vidfake.checkpoints.format import Checkpoint, CheckpointHeader, build_model, load_checkpoint
@@ -59,11 +60,17 @@ class ClipModel:
     def scoring_module(self):
         """The model as scoring runs it (``vidfake.temporal.inference.scoring_copy``: batch
         norms folded, channels-last, no mask maps): the same scores, faster; built on first
-        use. Heat maps and anything that trains use ``module``."""
+        use. Heat maps and anything that trains use ``module``. A copy that would not give
+        the model's logits (``ScoringCopyError``) is not used: the model scores, slower, and
+        a warning says so."""
         if self._scoring_module is None:
-            from vidfake.temporal.inference import scoring_copy
+            from vidfake.temporal.inference import ScoringCopyError, scoring_copy
 
-            self._scoring_module = scoring_copy(self.module)
+            try:
+                self._scoring_module = scoring_copy(self.module)
+            except ScoringCopyError as error:
+                warnings.warn(f"{error}: scoring with the model itself, slower", RuntimeWarning, stacklevel=2)
+                self._scoring_module = self.module
         return self._scoring_module
 
     def run(self, clips: list[StreamedClip], audio: AudioTrack | None, fps: float | None) -> list[ClipResult]:

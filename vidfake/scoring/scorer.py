@@ -150,8 +150,7 @@ class Scorer:
         return track_result(face, stream.finish(face.source_id), self.aggregation.probability)
 
     def run_clips(self, clips: list[StreamedClip], audio: AudioTrack | None, fps: float | None) -> list[ClipResult]:
-        """The model on complete clips of one track, one result per clip (``audio`` or
-        ``fps`` None: no sound for the sync head)."""
+        """The model on complete clips of one track, one result each (no ``audio``/``fps``: no sound)."""
         return self.clip_model.run(clips, audio, fps)
 
     # -- composition ------------------------------------------------------------------
@@ -165,8 +164,9 @@ class Scorer:
             probed = self.extractor.probe(path, kind)  # size, container, streams: before any model loads
         except Exception as error:  # one bad file must never cost the rest of a batch
             return self._failed(path, kind, error, start)
-        load_s = None if self.load_seconds is not None else self.load().load_seconds  # outside the net:
-        start += load_s or 0.0  # a checkpoint that cannot be built fails the run, not this file
+        # loading is outside the net: a checkpoint that cannot be built fails the run, not this file
+        load_s = None if self.load_seconds is not None else self.load().load_seconds
+        start += load_s or 0.0
         try:
             verdict = self._score_file(path, kind, start, probed, heatmaps)
         except Exception as error:  # one bad file must never cost the rest of a batch
