@@ -625,7 +625,8 @@ def fixture_clips(quick: bool) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "score_cpu.json")
+    parser.add_argument("--out", type=Path, help="the JSON to write (default benchmarks/results/score_cpu.json, "
+                                                 "or score_default_cpu.json with --default-model)")
     parser.add_argument("--quick", action="store_true", help="1 timed run, one fixture clip, 0.5 and 1 min videos")
     parser.add_argument("--reps", type=int, default=3,
                         help="timed runs per clip after the warm-up (default 3; --default-model: in-process runs)")
@@ -643,7 +644,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.default_model:
         torch.set_num_threads(os.cpu_count() or 1)
-        out = args.out if "--out" in (argv or sys.argv) else REPO / "benchmarks" / "results" / "score_default_cpu.json"
+        out = args.out or REPO / "benchmarks" / "results" / "score_default_cpu.json"
         started = time.perf_counter()
         results = bench_default(args)
         results["runtime_s"] = round(time.perf_counter() - started, 1)
@@ -684,10 +685,11 @@ def main(argv: list[str] | None = None) -> dict:
     results["machine"]["load_average_end"] = load()
     results["runtime_s"] = round(time.perf_counter() - started, 1)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    out = args.out or REPO / "benchmarks" / "results" / "score_cpu.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print_tables(results)
-    print(f"\nwrote {args.out} in {results['runtime_s']:.0f} s")
+    print(f"\nwrote {out} in {results['runtime_s']:.0f} s")
     return results
 
 
