@@ -73,7 +73,7 @@ from vidfake.scoring import Scorer
 from vidfake.temporal.config import ModelConfig
 from vidfake.testing import media
 
-from common import clip_info, git, load, machine_info
+from common import clip_info, git_state, load, machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos"
@@ -534,8 +534,7 @@ def bench_default(args: argparse.Namespace) -> dict:
     clip = FIXTURES / DEFAULT_CLIP
     if not clip.exists():
         raise SystemExit(f"--default-model needs {clip} (the shared fixtures)")
-    results: dict = {"machine": machine_info(["timm"]), "git": {"commit": git("rev-parse", "HEAD"),
-                     "vidfake_modified": git("status", "--porcelain", "vidfake").splitlines()},
+    results: dict = {"machine": machine_info(["timm"]), "git": git_state(),
                      "clip": {"name": DEFAULT_CLIP, **clip_info(clip)}, "targets": TARGETS,
                      "shipped_score": SHIPPED_SCORE, "load_average": {"start": load()}}
     print("vidfake score in fresh processes", flush=True)
@@ -549,9 +548,7 @@ def bench_default(args: argparse.Namespace) -> dict:
     results["load_average"]["after_cli"] = load()
     scorer = Scorer()
     results["plan"] = scorer.extract_config.plan
-    start = time.perf_counter()
-    scorer.load()
-    results["load_in_process_s"] = round(time.perf_counter() - start, 3)
+    results["load_in_process_s"] = round(scorer.load().load_seconds, 3)
     print("stages", flush=True)
     results["stages"] = stage_runs(scorer, clip, args.reps)
     print("model paths", flush=True)
@@ -623,6 +620,13 @@ def fixture_clips(quick: bool) -> dict[str, Path]:
     return found
 
 
+def write_results(results: dict, out: Path) -> dict:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"\nwrote {out} in {results['runtime_s']:.0f} s")
+    return results
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="the JSON to write (default benchmarks/results/score_cpu.json, "
@@ -648,18 +652,14 @@ def main(argv: list[str] | None = None) -> dict:
         started = time.perf_counter()
         results = bench_default(args)
         results["runtime_s"] = round(time.perf_counter() - started, 1)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
         print_default(results)
-        print(f"\nwrote {out} in {results['runtime_s']:.0f} s")
-        return results
+        return write_results(results, out)
     reps = 1 if args.quick else args.reps
     minutes = args.minutes or ([0.5, 1.0] if args.quick else [1.0, 3.0, 5.0, 10.0])
     torch.set_num_threads(os.cpu_count() or 1)
 
     started = time.perf_counter()
-    results: dict = {"machine": machine_info(["timm"]), "git": {"commit": git("rev-parse", "HEAD"),
-                     "vidfake_modified": git("status", "--porcelain", "vidfake").splitlines()},
+    results: dict = {"machine": machine_info(["timm"]), "git": git_state(),
                      "quick": args.quick, "reps": reps, "plan": PLAN,
                      "checkpoints": {k: v.to_dict() for k, v in CHECKPOINTS.items()}, "load_average": {}}
     with tempfile.TemporaryDirectory(prefix="bench_score_") as tmp:
@@ -685,12 +685,8 @@ def main(argv: list[str] | None = None) -> dict:
     results["machine"]["load_average_end"] = load()
     results["runtime_s"] = round(time.perf_counter() - started, 1)
 
-    out = args.out or REPO / "benchmarks" / "results" / "score_cpu.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print_tables(results)
-    print(f"\nwrote {out} in {results['runtime_s']:.0f} s")
-    return results
+    return write_results(results, args.out or REPO / "benchmarks" / "results" / "score_cpu.json")
 
 
 if __name__ == "__main__":
