@@ -37,6 +37,8 @@ table. What is measured:
    - ``cli``: ``vidfake score`` on ``--copies`` copies of the clip in one fresh process,
      ``--processes`` times: the process's wall time, its load time (``timings.load``,
      imports included) and each file's time, so the first file against the warm ones;
+     with ``--baseline DIR`` as many processes of that checkout's ``vidfake`` take turns
+     with them (``baseline_cli``; ``cli_runs`` says how the two are compared);
    - ``stages``: in one process, ``--reps`` warm runs split into decode, detect, track,
      crop, audio, model and the rest, with the CPU-seconds each run used;
    - ``model_paths``: the frame encoder on the clip's 64 crops as the full model runs it
@@ -88,6 +90,7 @@ MEMORY_PLANS = [None, "every:30"]  # None: the checkpoint's own plan
 FPS = 30
 DEFAULT_CLIP = "dfdc_lynaeydofd.mp4"  # 10 s, 1920x1080, 29.97 fps, one face, speech
 TARGETS = {"warm_s": 2.5, "first_minus_warm_s": 1.0, "score_difference": 1e-3}  # issue 29
+ISSUE_WARM_S = 4.0  # issue 29's warm time for the code before it (a5c490d's), on its author's machine
 SHIPPED_SCORE = 0.615358  # 2026.12.4 on DEFAULT_CLIP at commit a5c490d, before issue 29
 
 
@@ -393,32 +396,63 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cli_runs(clip: Path, copies: int, processes: int, folder: Path, checkout: Path = REPO) -> dict:
-    """``vidfake score`` on ``copies`` copies of ``clip`` in one fresh process, ``processes``
-    times, with the ``vidfake`` of ``checkout`` (``python -m`` imports it from the working folder)."""
-    paths = []
-    for k in range(copies):
-        paths.append(folder / f"copy{k}_{clip.name}")
-        if not paths[-1].exists():
-            paths[-1].write_bytes(clip.read_bytes())
-    runs = []
-    for _ in range(processes):
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "vidfake", "score", *map(str, paths), "--json", "--no-progress"],
-                              cwd=checkout, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        wall = time.perf_counter() - start
-        records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode != 0 or len(records) != copies:
-            raise RuntimeError(f"vidfake score failed ({done.returncode}): {done.stderr[-2000:]}")
-        files = [r["timings"]["total"] for r in records]
-        runs.append({"process_s": round(wall, 3), "load_s": records[0]["timings"].get("load"),  # None before issue 29
-                     "files_s": files, "first_s": files[0], "warm_median_s": round(statistics.median(files[1:]), 3),
-                     "scores": [r["score"] for r in records]})
-        print(f"  process {wall:5.1f} s  load {runs[-1]['load_s']} s  files {files}", flush=True)
+def clip_copies(clip: Path, copies: int, folder: Path) -> list[Path]:
+    """``copies`` copies of ``clip`` in ``folder`` (reused when there): distinct files, as a queue sees them."""
+    paths = [folder / f"copy{k}_{clip.name}" for k in range(copies)]
+    for path in paths:
+        if not path.exists():
+            path.write_bytes(clip.read_bytes())
+    return paths
+
+
+def cli_process(paths: list[Path], checkout: Path = REPO) -> dict:
+    """One fresh ``vidfake score`` process on ``paths`` with the ``vidfake`` of ``checkout``
+    (``python -m`` imports it from the working folder): its wall time, load time and each file's time."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "vidfake", "score", *map(str, paths), "--json", "--no-progress"],
+                          cwd=checkout, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    wall = time.perf_counter() - start
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or len(records) != len(paths):
+        raise RuntimeError(f"vidfake score failed ({done.returncode}): {done.stderr[-2000:]}")
+    files = [r["timings"]["total"] for r in records]
+    run = {"process_s": round(wall, 3), "load_s": records[0]["timings"].get("load"),  # None before issue 29
+           "files_s": files, "first_s": files[0], "warm_median_s": round(statistics.median(files[1:]), 3),
+           "scores": [r["score"] for r in records]}
+    print(f"  {checkout.name:10s} process {wall:5.1f} s  load {run['load_s']} s  files {files}", flush=True)
+    return run
+
+
+def summarize_cli(runs: list[dict], copies: int) -> dict:
+    """The medians over processes: warm files, first files, and the first file's extra cost."""
     warm = statistics.median(f for run in runs for f in run["files_s"][1:])
     first = statistics.median(run["first_s"] for run in runs)
     return {"copies": copies, "runs": runs, "warm_median_s": round(warm, 3), "first_median_s": round(first, 3),
             "first_minus_warm_s": round(first - warm, 3)}
+
+
+def cli_runs(clip: Path, copies: int, processes: int, folder: Path, baseline: Path | None = None) -> dict:
+    """``processes`` fresh ``vidfake score`` processes on ``copies`` copies of ``clip`` (``cli``)
+    and, with ``baseline``, as many with that checkout (``baseline_cli``), the two taking
+    turns: this machine's speed drifts by a third within minutes, so only interleaved runs
+    compare fairly. ``warm_ratio`` is the median over turns of this checkout's warm time
+    over the baseline's, and ``warm_at_issue_speed_s`` that ratio times the warm time the
+    issue measured for the baseline's code (``ISSUE_WARM_S``): the warm time on the issue
+    author's machine, estimated."""
+    paths = clip_copies(clip, copies, folder)
+    ours, theirs = [], []
+    for _ in range(processes):
+        ours.append(cli_process(paths))
+        if baseline is not None:
+            theirs.append(cli_process(paths, baseline))
+    results = {"cli": summarize_cli(ours, copies)}
+    if baseline is not None:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=baseline, capture_output=True, text=True)
+        ratio = statistics.median(a["warm_median_s"] / b["warm_median_s"] for a, b in zip(ours, theirs))
+        results["baseline_cli"] = {"checkout": str(baseline), "commit": commit.stdout.strip(),
+                                   **summarize_cli(theirs, copies)}
+        results["cli"].update(warm_ratio=round(ratio, 3), warm_at_issue_speed_s=round(ratio * ISSUE_WARM_S, 3))
+    return results
 
 
 def stage_runs(scorer: Scorer, clip: Path, reps: int) -> dict:
@@ -539,12 +573,9 @@ def bench_default(args: argparse.Namespace) -> dict:
                      "shipped_score": SHIPPED_SCORE, "load_average": {"start": load()}}
     print("vidfake score in fresh processes", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_default_") as tmp:
-        results["cli"] = cli_runs(clip, args.copies, args.processes, Path(tmp))
         if args.baseline:
-            print(f"the same with {args.baseline}", flush=True)
-            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=args.baseline, capture_output=True, text=True)
-            results["baseline_cli"] = {"checkout": str(args.baseline), "commit": commit.stdout.strip(),
-                                       **cli_runs(clip, args.copies, args.processes, Path(tmp), args.baseline)}
+            print(f"taking turns with {args.baseline}", flush=True)
+        results.update(cli_runs(clip, args.copies, args.processes, Path(tmp), args.baseline))
     results["load_average"]["after_cli"] = load()
     scorer = Scorer()
     results["plan"] = scorer.extract_config.plan
@@ -567,7 +598,8 @@ def print_default(results: dict) -> None:
     cli, stages = results["cli"], results["stages"]["median_stages_s"]
     if "baseline_cli" in results:
         base = results["baseline_cli"]
-        print(f"\nbaseline {base['commit'][:7]}: warm {base['warm_median_s']:.2f} s, first file {base['first_median_s']:.2f} s")
+        print(f"\nbaseline {base['commit'][:7]}: warm {base['warm_median_s']:.2f} s, first file {base['first_median_s']:.2f} s;"
+              f" warm ratio {cli['warm_ratio']:.2f}, {cli['warm_at_issue_speed_s']:.2f} s at the issue's speed")
     print(f"vidfake score, {cli['copies']} copies a process: warm {cli['warm_median_s']:.2f} s, first file "
           f"{cli['first_median_s']:.2f} s (+{cli['first_minus_warm_s']:.2f}), load "
           f"{statistics.median(r['load_s'] for r in cli['runs']):.2f} s")

@@ -114,3 +114,18 @@ def test_calibrate_fits_a_temperature_and_never_worsens_log_loss(labelled_set, c
     assert "bias 0 ->" in capsys.readouterr().out
     fitted = load_checkpoint(platt).config
     assert fitted["aggregation"]["bias"] == fitted["calibration"]["bias"]
+
+
+def test_eval_records_a_keyframe_interval_override(labelled_set, checkpoint, tmp_path, capsys):
+    """``--keyframe-interval`` reaches the scorer and the report's settings, and a report
+    rebuilt from the predictions alone still says which face search scored them."""
+    out = tmp_path / "report"
+    main(["eval", str(labelled_set), "--checkpoint", str(checkpoint), "--out", str(out), "--keyframe-interval", "2",
+          "--bootstrap", "20", "--no-progress"])
+    capsys.readouterr()
+    assert json.loads((out / "eval_settings.json").read_text())["keyframe_interval"] == 2
+    assert "face search on every K-th sampled frame (empty: the model's own) | 2 |" in (out / "report.md").read_text()
+    again = tmp_path / "again"
+    assert main(["eval", "--predictions", str(out / "predictions.csv"), "--out", str(again), "--bootstrap", "20",
+                 "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["settings"]["keyframe_interval"] == 2

@@ -195,3 +195,37 @@ def test_segment_bytes_is_the_planned_frames_or_one_buffer():
     assert FaceExtractor(ExtractConfig(plan="clips:8x8")).segment_bytes(1920, 1080, 20) == 20 * frame
     small_buffer = replace(ExtractConfig(plan="every:2"), max_buffer_mb=100)
     assert FaceExtractor(small_buffer).segment_bytes(1920, 1080, 300) == (100 << 20) // frame * frame
+
+
+def test_keyframe_interval_overrides_the_models_face_search(face_video, checkpoint, capsys, monkeypatch):
+    """``--keyframe-interval K`` runs the full face search on every K-th sampled frame
+    instead of the checkpoint's interval, for every member of an ensemble too. (The face
+    here jumps across the frame, so frames between keyframes are often searched again
+    in full: only the keyframe search, the detector's first call, is compared.)"""
+    from vidfake.extract.detect import FaceDetector
+    from vidfake.scoring import Scorer, build_scorer
+
+    assert Scorer(checkpoint).extract_config.face_detector.keyframe_interval == 4  # the checkpoint's own
+    assert Scorer(checkpoint, keyframe_interval=8).extract_config.face_detector.keyframe_interval == 8
+    ensemble = build_scorer([checkpoint, checkpoint], keyframe_interval=2)
+    assert [m.extract_config.face_detector.keyframe_interval for m in ensemble.members] == [2, 2]
+    with pytest.raises(ValueError, match="at least 1"):
+        Scorer(checkpoint, keyframe_interval=0)
+
+    searched: list[int] = []
+    full_search = FaceDetector.detect
+    monkeypatch.setattr(FaceDetector, "detect", lambda self, small, scale: searched.append(len(small))
+                        or full_search(self, small, scale))
+    frames_searched, face_frames = {}, {}
+    for interval in ("4", "8"):
+        searched.clear()
+        code, (record,) = score_json(capsys, face_video.path, "--checkpoint", checkpoint, "--keyframe-interval", interval)
+        assert code == 0 and record["status"] == "ok"
+        frames_searched[interval], face_frames[interval] = searched[0], sum(t["frames"] for t in record["tracks"])
+    # clips:2x8 is 16 sampled frames in one segment: keyframes 0, 4, 8, 12 and the last against 0, 8 and the last
+    assert frames_searched == {"4": 5, "8": 3}
+    assert face_frames == {"4": 16, "8": 16}
+
+    with pytest.raises(SystemExit) as refused:
+        main(["score", str(face_video.path), "--keyframe-interval", "0"])
+    assert refused.value.code == 2 and "must be at least 1" in capsys.readouterr().err

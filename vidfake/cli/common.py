@@ -10,6 +10,17 @@ from pathlib import Path
 from vidfake.scoring.heatmap_settings import DEFAULT_HEATMAP_FRAMES
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1, refused with a usage error otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_debug_log(p: argparse.ArgumentParser) -> None:
     """``--debug-log FILE``: where the tracebacks of unexpected per-file failures go."""
     p.add_argument("--debug-log", type=Path, metavar="FILE",

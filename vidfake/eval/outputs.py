@@ -35,6 +35,7 @@ class EvalSettings:
     checkpoint_version: str = ""
     by: tuple[str, ...] = ()  # columns always reported per value
     cross_fit: str = ""  # recalibrate each half of the set on the other, split by this column ("": as scored)
+    keyframe_interval: int | None = None  # the face search's interval where it overrode the model's (None: the model's)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by", tuple(self.by))  # a list when read back from JSON

@@ -56,6 +56,7 @@ SETTINGS_LABELS = {
     "missing_policy": "policy for files without a score",
     "no_score_policy": "policy for files without a score",
     "policy": "policy for files without a score",
+    "keyframe_interval": "face search on every K-th sampled frame (empty: the model's own)",
 }
 COVERAGE_LABELS = {
     "total": "files in the set",

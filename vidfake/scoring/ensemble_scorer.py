@@ -98,16 +98,18 @@ class EnsembleScorer:
 
     @classmethod
     def from_paths(cls, paths: Sequence[str | os.PathLike | Checkpoint], device: str = "cpu", plan: str | None = None,
-                   weights: Sequence[float] | None = None) -> EnsembleScorer:
+                   weights: Sequence[float] | None = None, keyframe_interval: int | None = None) -> EnsembleScorer:
         """An ensemble of single-model checkpoints (files or loaded), weighed by ``weights`` (None: equally)."""
-        return cls([Scorer(p, device, plan) for p in paths], weights)
+        return cls([Scorer(p, device, plan, keyframe_interval) for p in paths], weights)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, device: str = "cpu", plan: str | None = None) -> EnsembleScorer:
+    def from_file(cls, path: str | os.PathLike, device: str = "cpu", plan: str | None = None,
+                  keyframe_interval: int | None = None) -> EnsembleScorer:
         """The ensemble packed in ``path`` by ``vidfake ensemble``."""
         ensemble = load_ensemble(path)
         identity = {"name": ensemble.name, "version": ensemble.version, "sha256": ensemble.sha256}
-        return cls([Scorer(m, device, plan) for m in ensemble.members], ensemble.weights, ensemble.aggregation, identity)
+        members = [Scorer(m, device, plan, keyframe_interval) for m in ensemble.members]
+        return cls(members, ensemble.weights, ensemble.aggregation, identity)
 
     def load(self) -> EnsembleScorer:
         """Load every member's model (its scoring copy), and one face detector per shared
@@ -196,18 +198,20 @@ class EnsembleScorer:
 
 
 def build_scorer(checkpoints: Sequence[str | os.PathLike | Checkpoint] | str | os.PathLike | None = None,
-                 device: str = "cpu", plan: str | None = None) -> Scorer | EnsembleScorer:
+                 device: str = "cpu", plan: str | None = None,
+                 keyframe_interval: int | None = None) -> Scorer | EnsembleScorer:
     """The scorer for what ``--checkpoint`` (repeatable) named: none, the default model; one
     single-model checkpoint, a plain ``Scorer``; one ensemble file, or several checkpoints,
-    an ``EnsembleScorer`` (equal weights; pack with ``vidfake ensemble`` for others)."""
+    an ``EnsembleScorer`` (equal weights; pack with ``vidfake ensemble`` for others).
+    ``plan`` and ``keyframe_interval`` override every model's own."""
     if checkpoints is None or isinstance(checkpoints, (str, os.PathLike, Checkpoint)):
         checkpoints = [] if checkpoints is None else [checkpoints]
     checkpoints = list(checkpoints)
     if not checkpoints:
-        return Scorer(None, device, plan)
+        return Scorer(None, device, plan, keyframe_interval)
     if len(checkpoints) == 1:
         only = checkpoints[0]
         if not isinstance(only, Checkpoint) and is_ensemble(only):
-            return EnsembleScorer.from_file(only, device, plan)
-        return Scorer(only, device, plan)
-    return EnsembleScorer.from_paths(checkpoints, device, plan)
+            return EnsembleScorer.from_file(only, device, plan, keyframe_interval)
+        return Scorer(only, device, plan, keyframe_interval)
+    return EnsembleScorer.from_paths(checkpoints, device, plan, keyframe_interval=keyframe_interval)

@@ -57,7 +57,8 @@ class Scorer:
 
     draws_heatmaps = True  # mask head or Grad-CAM (``vidfake.scoring.heatmaps``)
 
-    def __init__(self, checkpoint: Checkpoint | str | Path | None = None, device: str = "cpu", plan: str | None = None):
+    def __init__(self, checkpoint: Checkpoint | str | Path | None = None, device: str = "cpu", plan: str | None = None,
+                 keyframe_interval: int | None = None):
         loaded = checkpoint if isinstance(checkpoint, Checkpoint) else None
         if loaded is not None:
             self.header = CheckpointHeader(loaded.config, loaded.path, loaded.sha256)
@@ -67,8 +68,12 @@ class Scorer:
         self.model_config = settings.model
         self.clip_model = ClipModel(self.header, self.model_config, device, loaded)
         extract = settings.extract
-        self.extract_config = replace(extract, plan=plan or extract.plan,
-                                      face_detector=replace(extract.face_detector, device=device))
+        if keyframe_interval is not None and keyframe_interval < 1:
+            raise ValueError(f"keyframe_interval must be at least 1, got {keyframe_interval}")
+        # plan and keyframe_interval override the checkpoint's (None: keep them); see `vidfake score --help`
+        detector = replace(extract.face_detector, device=device,
+                           keyframe_interval=keyframe_interval or extract.face_detector.keyframe_interval)
+        self.extract_config = replace(extract, plan=plan or extract.plan, face_detector=detector)
         self.extractor = FaceExtractor(self.extract_config)
         self.plan = self.extractor.plan  # parsed once: extraction, the audio check, the clip streams, the timeline
         self.aggregation = settings.aggregation
