@@ -168,6 +168,20 @@ def test_the_service_scores_with_an_ensemble(members, tmp_path):
     assert result["faces"]  # thumbnails of the shown tracks
 
 
+def test_the_service_can_override_the_face_search_and_says_so(members):
+    """``vidfake serve --keyframe-interval K`` reaches every member's face search and
+    ``/v1/model``; a value below 1 is refused with the other settings' problems."""
+    from vidfake.serve.config import ServeSettings
+    from vidfake.serve.schemas import ModelInfo
+    from vidfake.serve.tasks import ScoreTask
+
+    task = ScoreTask([str(members["a"]), str(members["c"])], keyframe_interval=8)
+    assert [m.extract_config.face_detector.keyframe_interval for m in task.scorer.members] == [8, 8]
+    assert ModelInfo(**task.info, workers=1, workers_ready=1).keyframe_interval == 8
+    with pytest.raises(ValueError, match="keyframe_interval must be at least 1"):
+        ServeSettings(checkpoint=members["a"], keyframe_interval=0)
+
+
 @pytest.mark.slow
 def test_serve_accepts_several_checkpoints_end_to_end(members, tmp_path):
     from tests.serve.helpers import Server, upload, wait_done

@@ -49,6 +49,7 @@ class ServeSettings:
     thumbnail_size: int = 112  # face thumbnail side, pixels
     heatmap_frames: int = DEFAULT_HEATMAP_FRAMES  # heat-map pictures per face track (the most suspicious frames); 0: none
     max_attempts: int = 3  # a job the service died on this many times is failed, not retried again
+    keyframe_interval: int | None = None  # the face search's interval where it overrides the model's (vidfake score --help)
     worker_start_timeout_s: float = 600.0  # loading the model in a worker (first import of torch included)
 
     def __post_init__(self) -> None:
@@ -73,6 +74,8 @@ class ServeSettings:
             problems.append("heatmap_frames cannot be negative")
         if self.max_attempts < 1:
             problems.append("max_attempts must be at least 1")
+        if self.keyframe_interval is not None and self.keyframe_interval < 1:
+            problems.append("keyframe_interval must be at least 1")
         if problems:
             raise ValueError("; ".join(problems))
 

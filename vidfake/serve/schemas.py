@@ -55,6 +55,9 @@ class ModelInfo(BaseModel):
     input_size: int | None = Field(description="face crop side in pixels (None: an ensemble whose members differ)")
     lip_sync_head: bool
     plan: str = Field(description="frame sampling plan (an ensemble: its members' distinct plans)")
+    keyframe_interval: int | None = Field(
+        description="full face search on every K-th sampled frame, tracking between: the model's own unless the "
+                    "service was started with --keyframe-interval (None: an ensemble whose members differ)")
     threshold: float = Field(description="scores at or above it are labelled FAKE")
     untrained: bool = Field(description="a randomly initialised checkpoint (an ensemble: any member)")
     members: list[EnsembleMember] = Field(default_factory=list, description="an ensemble's members; empty for one model")

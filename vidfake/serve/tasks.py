@@ -27,16 +27,18 @@ class ScoreTask:
     """``{"path", "kind", "faces_dir", "display_name"}`` -> ``{"verdict", "faces"}``."""
 
     def __init__(self, checkpoint: str | list[str], device: str = "cpu", thumbnail_size: int = 112,
-                 threads: int | None = None, heatmap_frames: int = 0):
+                 threads: int | None = None, heatmap_frames: int = 0, keyframe_interval: int | None = None):
         """``checkpoint``: one checkpoint or ensemble file, or a list of members (an ensemble);
-        ``heatmap_frames``: heat maps per face track (0: none; an ensemble draws none yet)."""
+        ``heatmap_frames``: heat maps per face track (0: none; an ensemble draws none yet);
+        ``keyframe_interval``: overrides the model's face search (None: the model's)."""
         import torch
 
         from vidfake.scoring import build_scorer
 
         if threads:
             torch.set_num_threads(threads)
-        self.scorer = build_scorer(checkpoint, device=device).load()  # before the first job, not during it
+        # loaded before the first job, not during it
+        self.scorer = build_scorer(checkpoint, device=device, keyframe_interval=keyframe_interval).load()
         self.thumbnail_size = thumbnail_size
         self.heatmap_frames = heatmap_frames if self.scorer.draws_heatmaps else 0
         files = [checkpoint] if isinstance(checkpoint, str) else checkpoint
@@ -73,6 +75,7 @@ def model_summary(scorer) -> dict:
     members = getattr(scorer, "members", None)
     scorers = members if members is not None else [scorer]
     sizes = {m.model_config.input_size for m in scorers}
+    intervals = {m.extract_config.face_detector.keyframe_interval for m in scorers}
     info = {
         "name": scorer.model_info["name"], "version": scorer.model_info["version"],
         "sha256": scorer.model_info["sha256"],
@@ -80,6 +83,7 @@ def model_summary(scorer) -> dict:
         "input_size": sizes.pop() if len(sizes) == 1 else None,
         "lip_sync_head": any(m.model_config.sync for m in scorers),
         "plan": " + ".join(dict.fromkeys(m.extract_config.plan for m in scorers)),
+        "keyframe_interval": intervals.pop() if len(intervals) == 1 else None,
         "threshold": scorer.aggregation.threshold,
         "untrained": scorer.untrained,
     }

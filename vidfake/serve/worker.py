@@ -209,7 +209,7 @@ class ScoringPool:
         kwargs = {"checkpoint": [str(p) for p in checkpoint] if isinstance(checkpoint, tuple) else str(checkpoint),
                   "device": settings.device,
                   "thumbnail_size": settings.thumbnail_size, "threads": threads,
-                  "heatmap_frames": settings.heatmap_frames}
+                  "heatmap_frames": settings.heatmap_frames, "keyframe_interval": settings.keyframe_interval}
         self._slots = [
             _Slot(ChildProcess(task, kwargs, settings.worker_start_timeout_s, f"scorer-{i}"))
             for i in range(settings.workers)
