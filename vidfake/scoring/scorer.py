@@ -22,7 +22,7 @@ from pathlib import Path
 from vidfake.checkpoints.default import checkpoint_header
 from vidfake.checkpoints.format import Checkpoint, CheckpointHeader
 from vidfake.extract.failures import file_failure
-from vidfake.extract.pipeline import CropSink, FaceClip, FaceExtractor, MediaFaces
+from vidfake.extract.pipeline import CropSink, ExtractConfig, FaceClip, FaceExtractor, MediaFaces
 from vidfake.extract.video import AudioTrack, VideoInfo, VideoProbe
 from vidfake.scoring.audio import AudioInput, sync_audio
 from vidfake.scoring.clip_stream import ClipResult, ClipStream, StreamedClip
@@ -67,13 +67,7 @@ class Scorer:
         settings = self.header.settings
         self.model_config = settings.model
         self.clip_model = ClipModel(self.header, self.model_config, device, loaded)
-        extract = settings.extract
-        if keyframe_interval is not None and keyframe_interval < 1:
-            raise ValueError(f"keyframe_interval must be at least 1, got {keyframe_interval}")
-        # plan and keyframe_interval override the checkpoint's (None: keep them); see `vidfake score --help`
-        detector = replace(extract.face_detector, device=device,
-                           keyframe_interval=keyframe_interval or extract.face_detector.keyframe_interval)
-        self.extract_config = replace(extract, plan=plan or extract.plan, face_detector=detector)
+        self.extract_config = scoring_extract_config(settings.extract, device, plan, keyframe_interval)
         self.extractor = FaceExtractor(self.extract_config)
         self.plan = self.extractor.plan  # parsed once: extraction, the audio check, the clip streams, the timeline
         self.aggregation = settings.aggregation
@@ -204,6 +198,18 @@ class Scorer:
             draw_heatmaps(self, path, kind, probed, extraction.faces, tracks, heatmaps)
         return self.verdicts.build(path, kind, extraction.faces, [t for t in tracks if t is not None], audio,
                                    self.plan if kind == "video" else None, model_s, start)
+
+
+def scoring_extract_config(extract: ExtractConfig, device: str, plan: str | None = None,
+                           keyframe_interval: int | None = None) -> ExtractConfig:
+    """The checkpoint's extraction settings on ``device``, with a user's ``plan`` and face
+    search ``keyframe_interval`` in place of its own where given (``vidfake score --help``
+    says what each costs)."""
+    if keyframe_interval is not None and keyframe_interval < 1:
+        raise ValueError(f"keyframe_interval must be at least 1, got {keyframe_interval}")
+    detector = replace(extract.face_detector, device=device,
+                       keyframe_interval=keyframe_interval or extract.face_detector.keyframe_interval)
+    return replace(extract, plan=plan or extract.plan, face_detector=detector)
 
 
 def prepare_memory(extractors: list[FaceExtractor]) -> None:
