@@ -39,7 +39,7 @@ def test_video_verdict_has_every_field_and_sane_values(face_video, checkpoint, c
     assert record["audio"]["present"] is True and record["audio"]["used"] is True
     assert all(isinstance(t["sync"]["offset_frames"], int) for t in record["tracks"])
     assert {"decode", "detect", "model", "total"} <= set(record["timings"])
-    assert record["model"]["version"] == "untrained"
+    assert record["model"]["version"] == "untrained" and "overrides" not in record["model"]
 
 
 def test_scores_are_deterministic(face_video, checkpoint):
@@ -221,6 +221,7 @@ def test_keyframe_interval_overrides_the_models_face_search(face_video, checkpoi
         searched.clear()
         code, (record,) = score_json(capsys, face_video.path, "--checkpoint", checkpoint, "--keyframe-interval", interval)
         assert code == 0 and record["status"] == "ok"
+        assert record["model"]["overrides"] == {"keyframe_interval": int(interval)}  # the verdict says how it was made
         frames_searched[interval], face_frames[interval] = searched[0], sum(t["frames"] for t in record["tracks"])
     # clips:2x8 is 16 sampled frames in one segment: keyframes 0, 4, 8, 12 and the last against 0, 8 and the last
     assert frames_searched == {"4": 5, "8": 3}

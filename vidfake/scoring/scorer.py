@@ -72,7 +72,7 @@ class Scorer:
         self.plan = self.extractor.plan  # parsed once: extraction, the audio check, the clip streams, the timeline
         self.aggregation = settings.aggregation
         self.model_info = {"name": settings.display_name(self.header.path), "version": settings.version,
-                           "sha256": self.header.sha256}
+                           "sha256": self.header.sha256, **overrides_record(plan, keyframe_interval)}
         self.untrained = settings.untrained
         # a checkpoint can carry one caveat its author wants on every verdict (the default model does)
         self.model_warning = settings.warning
@@ -210,6 +210,13 @@ def scoring_extract_config(extract: ExtractConfig, device: str, plan: str | None
     detector = replace(extract.face_detector, device=device,
                        keyframe_interval=keyframe_interval or extract.face_detector.keyframe_interval)
     return replace(extract, plan=plan or extract.plan, face_detector=detector)
+
+
+def overrides_record(plan: str | None, keyframe_interval: int | None) -> dict:
+    """``{"overrides": {...}}`` when the user's plan or face search replaced the model's
+    (every verdict's ``model`` then says how it was made), else ``{}``."""
+    given = {key: value for key, value in (("plan", plan), ("keyframe_interval", keyframe_interval)) if value}
+    return {"overrides": given} if given else {}
 
 
 def prepare_memory(extractors: list[FaceExtractor]) -> None:
