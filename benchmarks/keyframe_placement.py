@@ -67,7 +67,7 @@ def video_row(path: Path, plan: SamplingPlan) -> dict | None:
         info, index = probe_packets(path)
     except DecodeError:
         return None
-    span = (plan.clip_len - 1) * plan.stride + 1
+    span = plan.clip_span
     starts = np.asarray([group[0] for group in plan.clip_groups(info.num_frames)], dtype=np.int64)
     if info.num_frames < span or not len(starts):
         return None

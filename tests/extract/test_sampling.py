@@ -17,6 +17,7 @@ def test_clips_are_consecutive_runs_spread_over_the_video():
     groups = plan.clip_groups(100)
     assert [g.tolist() for g in groups] == [[0, 2, 4, 6], [46, 48, 50, 52], [93, 95, 97, 99]]
     assert plan.indices(100).tolist() == sorted(np.concatenate(groups).tolist())
+    assert plan.clip_span == 7 == groups[0][-1] - groups[0][0] + 1 and clips(8, 1).clip_span == 1
 
 
 def test_clip_longer_than_video_keeps_what_there_is():

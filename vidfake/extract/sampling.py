@@ -67,14 +67,18 @@ class SamplingPlan:
             return [short] if short.size else []
         return [s + self._offsets() for s in starts]
 
+    @property
+    def clip_span(self) -> int:
+        """Frames from a clip's first frame to its last, both included."""
+        return (self.clip_len - 1) * self.stride + 1
+
     def _offsets(self) -> np.ndarray:
         return np.arange(self.clip_len, dtype=np.int64) * self.stride
 
     def _clip_starts(self, num_frames: int) -> np.ndarray:
-        span = (self.clip_len - 1) * self.stride + 1
-        if span > num_frames:
+        if self.clip_span > num_frames:
             return np.zeros(0, dtype=np.int64)
-        starts = np.linspace(0, num_frames - span, self.n)
+        starts = np.linspace(0, num_frames - self.clip_span, self.n)
         return np.unique(np.round(starts).astype(np.int64))
 
     def _clip_indices(self, num_frames: int) -> np.ndarray:

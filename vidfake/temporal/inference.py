@@ -14,9 +14,10 @@ Measured on the default model (64 crops of 160 px, 2 cores): the encoder takes 0
 instead of 0.41 s in a scoring process, which keeps freed memory for the next file, and
 0.6 s instead of 1.6 s where every file's activations are faulted in afresh (the unfolded
 model's are larger); frame logits agree within 1e-5 (``benchmarks/bench_score.py
---default-model`` records it). The copy checks itself against the model it came from on a fixed input and
-refuses to be used when they disagree (scoring then runs the model itself), so a backbone
-whose blocks are laid out differently can only be slower, never different.
+--default-model`` records it). The copy checks itself against the model it came from on a
+fixed input and refuses to be used when they disagree (scoring then runs the model
+itself), so a backbone whose blocks are laid out differently can only be slower, never
+different.
 """
 from __future__ import annotations
 

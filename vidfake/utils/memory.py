@@ -23,8 +23,8 @@ them in afresh: on the project's 2-core VM about 350,000 page faults and 0.7 s o
 buffers of up to 1 GiB in the heap for the next file instead; a process then stays at its
 high-water mark between files, which is what it needs for the next one anyway. (Frames
 are held one array each, not copied into one 400 MB block: a block that large seldom
-fits the freed space left by the last file, so the heap grew again for the second file.) ``prefault_heap`` faults in the first file's
-frames while loading.
+fits the freed space left by the last file, so the heap grew again for the second file.)
+``prefault_heap`` faults in the first file's frames while loading.
 
 Where there is no glibc (macOS, Windows, musl) both do nothing.
 """
