@@ -38,6 +38,10 @@ def test_parts_come_from_their_donors_and_everything_else_from_the_base(tmp_path
         assert torch.equal(tensor, donor.state_dict[name]), name
     weighted = load_checkpoint(compose(out, {}, tmp_path / "w.safetensors", mouth_weight=0.75))
     assert float(weighted.state_dict["mouth_weight"]) == 0.75 and "mouth weight 0.75" in weighted.config["card"]["composed"]
+    assert weighted.settings.aggregation.mouth_threshold == 0.0  # not asked: the default
+    judged = load_checkpoint(compose(weighted.path, {}, tmp_path / "t.safetensors", mouth_threshold=1.25))
+    assert judged.settings.aggregation.mouth_threshold == 1.25 and judged.settings.aggregation.temperature == 1.7
+    assert float(judged.state_dict["mouth_weight"]) == 0.75 and "mouth threshold 1.25" in judged.config["card"]["composed"]
 
 
 def test_a_part_the_donor_lacks_or_that_does_not_fit_is_refused(tmp_path):
@@ -62,6 +66,8 @@ def test_cli(tmp_path, capsys):
     assert main([str(base), "--part", f"mouth_motion={base}", "--out", str(tmp_path / "p.safetensors")]) == 1
     assert "no mouth_motion weights" in capsys.readouterr().err
     assert main([str(base), "--mouth-weight", "1", "--out", str(tmp_path / "r.safetensors")]) == 1
+    assert "no mouth-motion head" in capsys.readouterr().err
+    assert main([str(base), "--mouth-threshold", "1", "--out", str(tmp_path / "r.safetensors")]) == 1
     assert "no mouth-motion head" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([str(base), "--part", "sync", "--out", str(tmp_path / "q.safetensors")])

@@ -38,6 +38,9 @@ def test_the_packaged_model_is_trained_calibrated_and_says_so(shipped):
     assert config["calibration"]["n"] > 0  # fitted on development video logits
     assert config["aggregation"]["temperature"] == config["calibration"]["temperature"]
     assert config["aggregation"]["bias"] == config["calibration"]["bias"]
+    # the mouth-motion head's weight is set and the card says what it adds on wild-dev
+    assert config["model"]["mouth_motion"] and float(shipped.state_dict["mouth_weight"]) > 0
+    assert "lip-sync family" in config["card"]["mouth_motion"]
     assert "non-commercial" in config["card"]["licence"]
     assert "MODEL_CARD" in config["card"]["warning"]
     assert config["model"]["backbone"] == "tf_efficientnet_lite0"
@@ -55,9 +58,13 @@ def test_score_without_checkpoint_uses_the_default_model(face_video, shipped, ca
     info = json.loads(capsys.readouterr().out)
     assert info["sha256"] == shipped.sha256
     assert info["mask_head"] == shipped.config["model"]["mask_head"] and info["sync_head"] is True
+    assert info["mouth_motion_head"] is True and info["mouth_weight"] == pytest.approx(0.7149, abs=1e-4)
+    assert shipped.settings.aggregation.mouth_threshold == pytest.approx(2.5612)
+    mouths = [t["mouth_motion"] for t in record["tracks"]]
+    assert mouths and all(m["threshold"] == pytest.approx(0.9283, abs=1e-4) for m in mouths)
 
 
-SHIPPED_SCORES = [0.621374, 0.615358]  # dfdc_yhffcuhhjy, dfdc_lynaeydofd with 2026.12.4 at commit a5c490d
+SHIPPED_SCORES = [0.550668, 0.609482]  # dfdc_yhffcuhhjy, dfdc_lynaeydofd with 2026.12.5 when it shipped
 
 
 @pytest.mark.slow
@@ -66,7 +73,7 @@ def test_readme_first_command_scores_the_example_videos(fixtures_dir, tmp_path, 
     assert main(["score", *map(str, videos), "--plots", str(tmp_path), "--json", "--no-progress"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["status"] for r in records] == ["ok", "ok"]
-    # the scores 2026.12.4 gave when it shipped: how scoring runs (issue 29: a scoring copy of
+    # the scores 2026.12.5 gave when it shipped: how scoring runs (issue 29: a scoring copy of
     # the model, memory kept for the next file) may make it faster, never move them
     assert [r["score"] for r in records] == pytest.approx(SHIPPED_SCORES, abs=1e-3)
     assert all(r["audio"]["used"] and -8 <= r["audio"]["offset_frames"] <= 8 for r in records)  # both have speech

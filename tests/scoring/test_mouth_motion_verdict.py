@@ -13,9 +13,13 @@ from vidfake.scoring.verdict import mouth_finding
 
 
 def test_mouth_finding_in_words():
-    assert mouth_finding(0.0) == {"logit": 0.0, "score": 0.5, "finding": "mouth region looks re-generated"}
+    assert mouth_finding(0.0) == {"logit": 0.0, "score": 0.5, "threshold": 0.5,
+                                  "finding": "mouth region looks re-generated"}
     low = mouth_finding(-2.0)
     assert low["finding"] == "mouth region looks natural" and low["score"] == pytest.approx(0.1192, abs=1e-4)
+    above_half = mouth_finding(1.0, threshold=1.5)  # the checkpoint's threshold, not 0.5, decides the words
+    assert above_half["finding"] == "mouth region looks natural" and above_half["threshold"] == pytest.approx(0.8176, abs=1e-4)
+    assert mouth_finding(1.5, threshold=1.5)["finding"] == "mouth region looks re-generated"
     assert mouth_finding(-1000.0)["score"] == 0.0 and mouth_finding(1000.0)["score"] == 1.0  # no overflow
 
 
@@ -31,6 +35,8 @@ def mouth_checkpoints(tmp_path_factory):
     torch.manual_seed(0)
     config = replace(tiny_model_config(), mouth_motion=True, mouth_motion_size=16, mouth_motion_dim=16)
     model = create_model(config, pretrained=False)
+    with torch.no_grad():
+        model.mouth_motion.fake.bias.fill_(2.0)  # the mouth looks re-generated: its evidence counts
     settings = checkpoint_config(config, ExtractConfig(plan="clips:2x8"), AggregationConfig())
     paths = {}
     for weight in (0.0, 3.0):

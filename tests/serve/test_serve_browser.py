@@ -148,6 +148,29 @@ def test_try_the_example_is_offered_until_something_was_scored(tmp_path, browser
         assert not severe, severe
 
 
+def test_the_page_says_what_the_mouth_motion_head_found(tmp_path, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.tiny_models import write_tiny_checkpoint
+
+    mouth = write_tiny_checkpoint(tmp_path / "mouth.safetensors", mouth_motion=True)
+    with Server(mouth, tmp_path / "data") as server:
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 120, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
+        wait.until(lambda d: d.find_element(By.ID, "example").is_displayed())
+        browser.find_element(By.ID, "try-example").click()  # a talking face with its sound
+        wait.until(lambda d: d.find_element(By.ID, "result").is_displayed())
+        with server.client() as c:
+            job = c.get("/v1/jobs").json()["jobs"][0]
+            found = c.get(f"/v1/jobs/{job['id']}").json()["verdict"]["tracks"][0]["mouth_motion"]
+        card = browser.find_element(By.CSS_SELECTOR, "#faces .face").text
+        assert found["finding"] in card and "re-generated from 50.0%" in card  # the threshold: logit 0
+        lipsync = browser.find_element(By.ID, "lipsync").text
+        assert f"Mouth motion: {found['finding']} (" in lipsync and lipsync.endswith("on track 0.")
+
+
 def test_api_docs_render_offline_and_use_the_pages_token(tmp_path, browser, checkpoint):
     """/docs draws every endpoint from files this server serves; with a token set, the
     schema is fetched with the token the main page stored (no CDN, no second login)."""

@@ -9,7 +9,15 @@ import torch
 
 from tests.tiny_models import tiny_model_config
 from vidfake.temporal import create_model
-from vidfake.temporal.mouth_motion import MIN_FRAMES, MOUTH_REGION, MouthMotionHead, mouth_regions, per_frame_mel
+from vidfake.temporal.mouth_motion import (
+    MIN_FRAMES,
+    MOUTH_REGION,
+    UPPER_REGION,
+    MouthMotionHead,
+    motion_energy,
+    mouth_regions,
+    per_frame_mel,
+)
 
 
 def test_mouth_regions_cut_the_lower_face_and_its_frame_differences():
@@ -24,6 +32,20 @@ def test_mouth_regions_cut_the_lower_face_and_its_frame_differences():
     assert x[0, 0, 1].abs().max() == 0  # no previous frame
     torch.testing.assert_close(x[0, 1, 1], torch.full((12, 16), 4.0))  # the change, scaled
     torch.testing.assert_close(x[0, 2, 1], torch.full((12, 16), -4.0))  # back to black; the change above is unseen
+
+
+def test_motion_energy_compares_the_mouths_change_with_the_upper_faces():
+    frames = torch.zeros(1, 4, 3, 100, 100)
+    top, bottom, left, right = (round(f * 100) for f in MOUTH_REGION)
+    for t in range(4):
+        frames[0, t, :, top:bottom, left:right] = 0.1 * t  # the mouth brightens by 0.1 a frame
+    u_top, u_bottom, u_left, u_right = (round(f * 100) for f in UPPER_REGION)
+    frames[0, 3, :, u_top:u_bottom, u_left:u_right] = 0.5  # the upper face changes once, at frame 3
+    energy = motion_energy(frames)
+    assert energy.shape == (1, 4, 2)
+    torch.testing.assert_close(energy[0, :, 0], torch.full((4,), math.log(0.1 + 1e-3)))  # frame 0 takes frame 1's
+    torch.testing.assert_close(energy[0, :, 1], torch.tensor([math.log(1e-3)] * 3 + [math.log(0.5 + 1e-3)]))
+    assert motion_energy(frames[:, :1]).flatten().tolist() == pytest.approx([math.log(1e-3)] * 2)  # one frame
 
 
 def test_per_frame_mel_follows_when_the_sound_is():
@@ -70,5 +92,12 @@ def test_the_head_changes_no_score_until_its_weight_is_set():
     assert a.mouth is None and b.mouth is not None and b.mouth.available.all()
     with torch.no_grad():
         with_head.mouth_weight.fill_(2.0)
+        with_head.mouth_motion.fake.bias.fill_(50.0)  # a mouth that looks re-generated
     c = with_head(frames, times)
+    assert (c.mouth.logit > 0).all()
     torch.testing.assert_close(c.clip_logit, a.clip_logit + 2.0 * c.mouth.logit)
+    with torch.no_grad():
+        with_head.mouth_motion.fake.bias.fill_(-50.0)  # a natural one: no evidence either way
+    d = with_head(frames, times)
+    assert (d.mouth.logit < 0).all()
+    torch.testing.assert_close(d.clip_logit, a.clip_logit)

@@ -66,3 +66,43 @@ def test_benchmark_writes_per_family_results(bench, tmp_path):
     assert result["scored"] == 4 and result["left_out"] == 0
     assert set(result["per_family"]) == {"lip-sync", "talking head"}
     assert result["per_family"]["lip-sync"]["fake"] == 1 and result["per_family"]["lip-sync"]["real"] == 2
+    from vidfake.train.mouth_motion import mouth_run_logits
+
+    runs = mouth_run_logits(checkpoint, folder)
+    reals = [float(np.mean(runs[f"v{i}"])) for i in (0, 1)]
+    assert result["real_logit_90th_percentile"] == pytest.approx(np.quantile(reals, 0.9), abs=1e-4)
+
+
+def test_combined_adds_the_head_to_the_detector_cross_fitted_by_source(bench, tmp_path):
+    rng = np.random.default_rng(0)
+    rows, lines = [], ["path,logit,status"]
+    for i in range(80):
+        label = i % 2
+        family = "real" if label == 0 else ("lip-sync" if i % 4 == 1 else "face swap")
+        mouth = 2.0 * (family == "lip-sync") + rng.normal()  # the head sees lip-syncs only
+        base = 1.0 * label + rng.normal()
+        rows.append({"media_id": f"v{i}", "label": label, "score": mouth, "evidence": max(mouth, 0.0), "family": family,
+                     "method": family, "group": f"g{i // 4}", "source": f"repo{i % 10}",
+                     "path": str((tmp_path / f"v{i}.mp4").resolve())})
+        lines.append(f"v{i}.mp4,{base},ok")
+    lines.append("missing.mp4,0.0,no_face")
+    (tmp_path / "predictions.csv").write_text("\n".join(lines) + "\n")
+    result = bench.combined(rows, tmp_path / "predictions.csv", tmp_path)
+    assert result["videos"] == 80 and result["weight"] > 0
+    detector, both = result["per_family_detector"], result["per_family_combined"]
+    assert set(both) == {"lip-sync", "face swap"} and both["lip-sync"]["real"] == 40
+    assert both["lip-sync"]["auc"] > detector["lip-sync"]["auc"] + 0.05
+    with pytest.raises(SystemExit):
+        bench.combined(rows, tmp_path / "predictions.csv", tmp_path / "elsewhere")
+
+
+def test_within_groups_orders_fakes_against_their_own_groups_reals(bench):
+    rows = [{"media_id": "in", "label": 0, "score": 0.4, "group": "g1", "method": "real"},
+            {"media_id": "out1", "label": 1, "score": 0.9, "group": "g1", "method": "Wav2Lip"},
+            {"media_id": "out2", "label": 1, "score": 0.4, "group": "g1", "method": "DINet"},  # a tie: half
+            {"media_id": "other", "label": 0, "score": 0.0, "group": "g2", "method": "real"},  # no fake in g2
+            {"media_id": "lone", "label": 1, "score": 0.0, "group": "g3", "method": "Wav2Lip"}]  # no real in g3
+    result = bench.within_groups(rows)
+    assert result["all"] == {"pairs": 2, "groups": 1, "fakes": 2, "correct": 0.75}
+    assert result["per_method"]["Wav2Lip"]["correct"] == 1.0 and result["per_method"]["DINet"]["correct"] == 0.5
+    assert bench.within_groups(rows[3:])["all"] is None

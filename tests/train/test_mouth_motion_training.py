@@ -23,7 +23,8 @@ def _folder(out, seed: int, n: int):
         frames = np.repeat(face[None], T, axis=0)
         mouths, audio = talking(rng, T, 25.0, MOUTH)
         clips.append(SynthClip(f"v{seed}_{i}", label=i % 2, frames=frames, landmarks=np.repeat(landmarks[None], T, 0),
-                               mouths=mouths, audio=audio, group=f"g{seed}_{i}", origin=f"repo{i % 2}"))
+                               mouths=mouths, audio=audio, group=f"g{seed}_{i}", origin=f"repo{i % 2}",
+                               method=("lipsync" if i % 4 == 1 else "faceswap") if i % 2 else "real"))
     return write_extraction(out, clips, SIZE, MOUTH)
 
 
@@ -74,3 +75,10 @@ def test_training_writes_detectors_that_differ_only_in_the_head(folders, tmp_pat
                                resume=True, progress=False, num_workers=0)
     assert again["steps"] == 6
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 3  # resumed at 4, not 0
+
+
+def test_fake_methods_keeps_the_reals_and_only_those_fakes(folders, tmp_path):
+    train, val, init = folders  # 3 reals; fakes: 2 lipsync, 1 faceswap
+    result = train_mouth_motion(init, train, val, tmp_path / "run", steps=1, batch_size=2, val_every=1,
+                                progress=False, num_workers=0, fake_methods=frozenset({"lipsync"}))
+    assert result["train_clips"] == 5

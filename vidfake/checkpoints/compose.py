@@ -1,6 +1,7 @@
 """Build one detector from the parts of several trained checkpoints.
 
-``python -m vidfake.checkpoints.compose BASE --part sync=OTHER --part mouth_motion=MOUTH [--mouth-weight W] --out OUT``
+``python -m vidfake.checkpoints.compose BASE --part sync=OTHER --part mouth_motion=MOUTH [--mouth-weight W]
+[--mouth-threshold T] --out OUT``
 
 Stages train different parts on top of frozen ones, and some parts read nothing the
 others produce: the lip-sync head reads its own mouth crops and the audio, the
@@ -11,8 +12,10 @@ NAME=DONOR``, takes the part's weights (:data:`PARTS`) and the model-config fiel
 built from (``sync`` and its sizes, ``mouth_motion`` and its sizes) from ``DONOR``. The
 result is loaded and built strictly, so a part that does not fit is an error, not a
 silently half-copied model. ``--mouth-weight`` sets the mouth-motion head's weight in the
-clip logit (fitted on development videos, see :mod:`vidfake.train.combine`). What was taken
-from where, and the weight, are recorded in the card.
+clip logit (fitted on development videos, see :mod:`vidfake.train.combine`), and
+``--mouth-threshold`` the head's logit from which a verdict says a mouth "looks
+re-generated" (``benchmarks/mouth_motion.py`` reports both). What was taken from where,
+the weight and the threshold are recorded in the card.
 """
 from __future__ import annotations
 
@@ -40,9 +43,11 @@ def _is_part(key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key == p or key.startswith(p) for p in prefixes)
 
 
-def compose(base: str | Path, parts: dict[str, str | Path], out: str | Path, mouth_weight: float | None = None) -> Path:
+def compose(base: str | Path, parts: dict[str, str | Path], out: str | Path, mouth_weight: float | None = None,
+            mouth_threshold: float | None = None) -> Path:
     """Write ``out``: ``base`` with each named part (a key of :data:`PARTS`) from its donor,
-    and the mouth-motion head's weight set to ``mouth_weight`` when given.
+    the mouth-motion head's weight set to ``mouth_weight`` and the verdict's mouth threshold
+    (the aggregation's ``mouth_threshold``, a logit) to ``mouth_threshold`` when given.
 
     Raises:
         ValueError: an unknown part, a donor without the part, or config fields the part
@@ -78,6 +83,11 @@ def compose(base: str | Path, parts: dict[str, str | Path], out: str | Path, mou
             raise ValueError("--mouth-weight: the model has no mouth-motion head (add one with --part mouth_motion=...)")
         state["mouth_weight"] = torch.tensor(float(mouth_weight))
         sources.append(f"mouth weight {mouth_weight:.4g}")
+    if mouth_threshold is not None:
+        if not model.get("mouth_motion"):
+            raise ValueError("--mouth-threshold: the model has no mouth-motion head (add one with --part mouth_motion=...)")
+        config["aggregation"] = {**config.get("aggregation", {}), "mouth_threshold": float(mouth_threshold)}
+        sources.append(f"mouth threshold {mouth_threshold:.4g}")
     card = dict(config.get("card") or {})
     card["composed"] = "; ".join([f"base {Path(base).name} ({checkpoint.sha256[:12]})", *sources])
     config["card"] = card
@@ -97,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", action="append", default=[], metavar="NAME=DONOR",
                         help=f"take part NAME ({', '.join(PARTS)}) from checkpoint DONOR (repeatable)")
     parser.add_argument("--mouth-weight", type=float, help="the mouth-motion head's weight in the clip logit")
+    parser.add_argument("--mouth-threshold", type=float,
+                        help="the mouth-motion logit from which a verdict says the mouth looks re-generated")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     parts = {}
@@ -106,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--part takes NAME=DONOR, got {spec!r}")
         parts[name] = donor
     try:
-        path = compose(args.base, parts, args.out, args.mouth_weight)
+        path = compose(args.base, parts, args.out, args.mouth_weight, args.mouth_threshold)
     except (ValueError, CheckpointError) as error:
         print(f"vidfake compose: {error}", file=sys.stderr)
         return 1

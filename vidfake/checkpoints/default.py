@@ -104,6 +104,8 @@ def describe_checkpoint(path: str | Path | None = None) -> dict:
         "input_size": model.input_size,
         "temporal_layers": model.temporal_layers,
         "sync_head": model.sync,
+        "mouth_motion_head": model.mouth_motion,
+        "mouth_weight": float(checkpoint.state_dict["mouth_weight"]) if model.mouth_motion else None,
         "mask_head": model.mask_head,
         "plan": settings.extract.plan,
         "temperature": aggregation.temperature,

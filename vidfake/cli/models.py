@@ -43,12 +43,15 @@ def run(args: argparse.Namespace) -> int:
         print(format_description(info))
         return 0
     training = info["training"]
+    mouth = f"weight {info['mouth_weight']:.3g}" if info["mouth_motion_head"] else "no"
     lines = [
         f"{info['name']} {info['version']}" + ("  (default model)" if info["default"] else ""),
         f"  file         {info['path']} ({info['size_mb']} MB)",
         f"  sha256       {info['sha256']}",
         f"  model        {info['backbone']} at {info['input_size']}px, {info['temporal_layers']} temporal layers, "
-        f"lip-sync head {'yes' if info['sync_head'] else 'no'}, blend-mask head {'yes' if info['mask_head'] else 'no'}, "
+        f"lip-sync head {'yes' if info['sync_head'] else 'no'}, "
+        f"mouth-motion head {mouth}, "
+        f"blend-mask head {'yes' if info['mask_head'] else 'no'}, "
         f"{info['parameters'] / 1e6:.1f}M parameters",
         f"  plan         {info['plan']}",
         f"  calibration  temperature {info['temperature']}, bias {info['bias']}, threshold {info['threshold']}",

@@ -146,7 +146,7 @@ class Scorer:
     def run_track(self, face: FaceClip, stream: ClipStream) -> TrackResult | None:
         """The model on one final track's last clips, and the track's result from all of
         its clips (None when no clip of it survived the tracks' final merge)."""
-        return track_result(face, stream.finish(face.source_id), self.aggregation.probability)
+        return track_result(face, stream.finish(face.source_id), self.aggregation)
 
     def run_clips(self, clips: list[StreamedClip], audio: AudioTrack | None, fps: float | None) -> list[ClipResult]:
         """The model on complete clips of one track, one result each (no ``audio``/``fps``: no sound)."""

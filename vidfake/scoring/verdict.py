@@ -8,7 +8,6 @@ of per-frame scores and what the lip-sync head made of the audio. No torch, no m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -56,7 +55,7 @@ class TrackResult:
     frame_probs: dict[int, float]  # video frame index -> the track's probability on that frame
 
 
-def track_result(face: FaceClip, results: list[ClipResult], probability: Callable[[float], float]) -> TrackResult | None:
+def track_result(face: FaceClip, results: list[ClipResult], aggregation: AggregationConfig) -> TrackResult | None:
     """One final track's result from its clips' results. A clip holding a frame the final
     track does not (tracks merged after its crops were scored) is left out with its
     frames; None when nothing of the track is left.
@@ -64,7 +63,8 @@ def track_result(face: FaceClip, results: list[ClipResult], probability: Callabl
     Args:
         face: the track as extraction finally kept it.
         results: the model's results for the clips cut from it while the video was read.
-        probability: the checkpoint's calibrated logit -> probability.
+        aggregation: the checkpoint's rule: its calibrated logit -> probability, and the
+            mouth-motion logit above which a mouth "looks re-generated".
     """
     wanted = set(face.track.frame_indices.tolist())
     clips = [r for r in results if wanted.issuperset(r.frame_indices.tolist())]
@@ -89,11 +89,11 @@ def track_result(face: FaceClip, results: list[ClipResult], probability: Callabl
         record["sync"] = {"confidence": round(confidence, 4), "offset_frames": offset}
     mouths = [r.mouth for r in clips if r.mouth is not None]
     if mouths:
-        record["mouth_motion"] = mouth_finding(float(np.mean(mouths)))
+        record["mouth_motion"] = mouth_finding(float(np.mean(mouths)), aggregation.mouth_threshold)
     return TrackResult(
         evidence=TrackEvidence(track.track_id, [r.logit for r in clips], len(track), track.size),
         record=record,
-        frame_probs={int(i): probability(logit_of[int(i)]) for i in track.frame_indices},
+        frame_probs={int(i): aggregation.probability(logit_of[int(i)]) for i in track.frame_indices},
     )
 
 
@@ -127,13 +127,16 @@ def media_summary(faces: MediaFaces) -> dict:
     return summary
 
 
-def mouth_finding(logit: float) -> dict:
+def mouth_finding(logit: float, threshold: float = 0.0) -> dict:
     """A track's mouth-motion result: the head's mean logit over the track's clips, its
-    sigmoid as ``score`` (the head's own, before it is weighed into the clip score) and
-    what that says in words."""
+    sigmoid as ``score`` (the head's own, before it is weighed into the clip score), the
+    score at the checkpoint's ``mouth_threshold`` (a logit) and what that says in words.
+    The words follow the threshold, not 0.5: the head is trained on balanced classes, and
+    most real videos of a development set may score above 0.5."""
     score = calibrated_probability(logit, temperature=1.0, prob_clip=0.0)
-    finding = "mouth region looks re-generated" if score >= 0.5 else "mouth region looks natural"
-    return {"logit": round(logit, 4), "score": round(score, 4), "finding": finding}
+    finding = "mouth region looks re-generated" if logit >= threshold else "mouth region looks natural"
+    return {"logit": round(logit, 4), "score": round(score, 4),
+            "threshold": round(calibrated_probability(threshold, temperature=1.0, prob_clip=0.0), 4), "finding": finding}
 
 
 def audio_record(audio: AudioInput, tracks: list[dict], sync_window: int) -> dict:

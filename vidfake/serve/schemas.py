@@ -54,6 +54,7 @@ class ModelInfo(BaseModel):
     backbone: str = Field(description="timm backbone (an ensemble: its members', joined by ' + ')")
     input_size: int | None = Field(description="face crop side in pixels (None: an ensemble whose members differ)")
     lip_sync_head: bool
+    mouth_motion_head: bool = Field(description="a mouth-motion head reads the mouth region for re-generated mouths")
     plan: str = Field(description="frame sampling plan (an ensemble: its members' distinct plans)")
     keyframe_interval: int | None = Field(
         description="full face search on every K-th sampled frame, tracking between: the model's own unless the "

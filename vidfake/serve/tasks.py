@@ -82,6 +82,7 @@ def model_summary(scorer) -> dict:
         "backbone": " + ".join(m.model_config.backbone for m in scorers),
         "input_size": sizes.pop() if len(sizes) == 1 else None,
         "lip_sync_head": any(m.model_config.sync for m in scorers),
+        "mouth_motion_head": any(m.model_config.mouth_motion for m in scorers),
         "plan": " + ".join(dict.fromkeys(m.extract_config.plan for m in scorers)),
         "keyframe_interval": intervals.pop() if len(intervals) == 1 else None,
         "threshold": scorer.aggregation.threshold,

@@ -46,6 +46,9 @@ class AggregationConfig:
     bias: float = 0.0  # calibration offset (0: temperature-only calibration)
     prob_clip: float = 1e-4  # probabilities are kept in [prob_clip, 1 - prob_clip]
     threshold: float = 0.5  # score >= threshold -> FAKE
+    # a track's mean mouth-motion logit at or above this -> "mouth region looks re-generated";
+    # set from development real videos (the head's own balance puts most of them above 0)
+    mouth_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.trim < 0.5:
@@ -62,6 +65,8 @@ class AggregationConfig:
             raise ValueError(f"prob_clip must be in (0, 0.5), got {self.prob_clip}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if not math.isfinite(self.mouth_threshold):
+            raise ValueError(f"mouth_threshold must be finite, got {self.mouth_threshold}")
 
     def to_dict(self) -> dict:
         """Plain values, as saved in checkpoints."""

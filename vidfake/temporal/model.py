@@ -21,13 +21,14 @@ Clip logit::
 
     clip_logit = transformer_logit + mean(valid frame_logits)
                  + sync_weight * sync.logit     (only where used_sync)
-                 + mouth_weight * mouth.logit   (with config.mouth_motion, where available)
+                 + mouth_weight * max(mouth.logit, 0)   (with config.mouth_motion, where available)
 
 ``sync_weight`` is a learned scalar initialised to 0.1, so an untrained sync head barely
 moves the decision. ``mouth_weight`` (the mouth-motion head,
 :mod:`vidfake.temporal.mouth_motion`, which reads the face crops' mouth region over the
 run and the audio when there is some) starts at 0: the head changes no score until its
-weight is fitted on a development set.
+weight is fitted on a development set. Only a positive mouth logit counts (a natural
+mouth is no evidence of a real video; :func:`~vidfake.temporal.mouth_motion.mouth_evidence`).
 
 A row uses the sync head when the head is enabled, ``mouths``,
 ``audio`` and ``fps`` are given, ``audio_mask`` is True for it and it has at least
@@ -43,7 +44,7 @@ from torch import Tensor, nn
 
 from vidfake.temporal.config import ModelConfig
 from vidfake.temporal.encoder import FrameEncoder
-from vidfake.temporal.mouth_motion import MouthMotionHead, MouthMotionOutput
+from vidfake.temporal.mouth_motion import MouthMotionHead, MouthMotionOutput, mouth_evidence
 from vidfake.temporal.sync import SyncHead, SyncOutput
 from vidfake.temporal.transformer import TemporalTransformer, check_sequence
 
@@ -147,7 +148,7 @@ class DeepfakeDetector(nn.Module):
         mouth_out = None
         if self.mouth_motion is not None:
             mouth_out = self.mouth_motion(frames, mask, audio, fps, audio_mask)
-            weighted = self.mouth_weight * mouth_out.logit.to(clip_logit.dtype)
+            weighted = self.mouth_weight * mouth_evidence(mouth_out.logit).to(clip_logit.dtype)
             clip_logit = clip_logit + torch.where(mouth_out.available, weighted, torch.zeros_like(weighted))
         return DetectorOutput(
             frame_logits=frame_logits,

@@ -13,6 +13,11 @@ at ``config.audio_sample_rate``, starting at frame 0, with ``fps (B,)``:
 * the lower-middle part of each crop (:data:`MOUTH_REGION`, where the mouth sits in a
   face crop) becomes a grey ``mouth_motion_size`` picture, with its frame-to-frame
   difference as a second channel (flicker shows there);
+* how much the mouth region changes from frame to frame against how much the upper face
+  (:data:`UPPER_REGION`, eyes and brows) changes, as two log energies per frame
+  (:func:`motion_energy`): a lip-sync generator redraws the lower face on every frame, so
+  the mouth flickers and moves more than the rest of the face does, while the upper face
+  carries the head's and the camera's motion, which the ratio cancels;
 * a small 2-D CNN embeds each frame; the audio's log-mel frames are averaged over each
   video frame's duration and projected, with a flag saying whether there is sound
   (a video without audio still gets a score);
@@ -20,6 +25,13 @@ at ``config.audio_sample_rate``, starting at frame 0, with ``fps (B,)``:
   ``logit`` (positive = the mouth looks re-generated) and ``moved_logit``, the auxiliary
   sync pretext (is the audio moved against the lips?), which teaches the features to
   follow speech.
+
+In the detector the head's logit counts only where it is positive (:func:`mouth_evidence`):
+a mouth that looks re-generated is evidence of a fake, but one that looks natural is no
+evidence of a real video, since face swaps, reenactments and AI video carry natural mouth
+motion. Adding the negative side as well pulled such fakes down: on wild-dev the one-sided
+term kept the detector's AUC where the two-sided one lowered it
+(``benchmarks/results/mouth_motion.json``).
 
 A sample is *unavailable* (``available`` False, logits 0) with fewer than
 :data:`MIN_FRAMES` valid frames. Uses the face crops only, so no separate mouth
@@ -37,10 +49,13 @@ from torch import Tensor, nn
 from vidfake.temporal.config import ModelConfig
 from vidfake.temporal.sync import MEL_HOP_S, log_mel
 
-__all__ = ["MouthMotionHead", "MouthMotionOutput", "MOUTH_REGION", "MIN_FRAMES", "mouth_regions", "per_frame_mel"]
+__all__ = ["MouthMotionHead", "MouthMotionOutput", "MOUTH_REGION", "UPPER_REGION", "MIN_FRAMES", "mouth_regions",
+           "motion_energy", "mouth_evidence", "per_frame_mel"]
 
 MOUTH_REGION = (0.50, 0.94, 0.20, 0.80)  # (top, bottom, left, right) of the face crop, as fractions
+UPPER_REGION = (0.18, 0.47, 0.20, 0.80)  # eyes and brows: the reference for the face's own motion
 MIN_FRAMES = 4
+_ENERGY_CENTRE = -4.0  # about log(0.018), a talking face's typical change: centres the energies near 0
 _GREY = (0.299, 0.587, 0.114)
 
 
@@ -55,16 +70,40 @@ class MouthMotionOutput:
     has_audio: Tensor
 
 
+def _grey_region(frames: Tensor, region: tuple[float, float, float, float]) -> Tensor:
+    """``frames (B,T,3,S,S)`` -> ``(B,T,h,w)``: the grey picture of one region of the crops."""
+    s = frames.shape[-1]
+    top, bottom, left, right = (round(f * s) for f in region)
+    return (frames[:, :, :, top:bottom, left:right] * frames.new_tensor(_GREY).view(1, 1, 3, 1, 1)).sum(2)
+
+
 def mouth_regions(frames: Tensor, size: tuple[int, int]) -> Tensor:
     """``frames (B,T,3,S,S)`` in [0,1] -> ``(B,T,2,H,W)``: the grey mouth region and its
     difference from the previous frame (0 for the first)."""
-    b, t, _, s, _ = frames.shape
-    top, bottom, left, right = (round(f * s) for f in MOUTH_REGION)
-    region = frames[:, :, :, top:bottom, left:right].reshape(b * t, 3, bottom - top, right - left)
-    grey = (region * region.new_tensor(_GREY).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    b, t = frames.shape[:2]
+    grey = _grey_region(frames, MOUTH_REGION).flatten(0, 1).unsqueeze(1)  # (B*T, 1, h, w)
     grey = F.interpolate(grey, size=size, mode="area").view(b, t, 1, *size)
     diff = torch.cat([torch.zeros_like(grey[:, :1]), grey[:, 1:] - grey[:, :-1]], dim=1)
     return torch.cat([grey - 0.5, diff * 4.0], dim=2)
+
+
+def mouth_evidence(logit: Tensor) -> Tensor:
+    """What a mouth-motion logit adds to a clip's fake logit (before its weight): the
+    logit where positive, else 0 (see the module docstring)."""
+    return logit.clamp(min=0)
+
+
+def motion_energy(frames: Tensor) -> Tensor:
+    """``frames (B,T,3,S,S)`` in [0,1] -> ``(B,T,2)``: ``log(mean |change| + 1e-3)`` of the
+    grey mouth region and of the upper face from the previous frame to this one (frame 0
+    takes frame 1's values; a one-frame clip gets ``log(1e-3)``)."""
+    energies = []
+    for region in (MOUTH_REGION, UPPER_REGION):
+        grey = _grey_region(frames, region)
+        change = (grey[:, 1:] - grey[:, :-1]).abs().mean(dim=(2, 3))  # (B, T-1)
+        change = torch.cat([change[:, :1], change], dim=1) if change.shape[1] else grey.new_zeros(grey.shape[:2])
+        energies.append(torch.log(change + 1e-3))
+    return torch.stack(energies, dim=-1)
 
 
 def per_frame_mel(audio: Tensor, fps: Tensor, frames: int, sample_rate: int, n_mels: int) -> Tensor:
@@ -105,7 +144,7 @@ class MouthMotionHead(nn.Module):
                                     nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.audio = nn.Linear(config.n_mels, dim // 2)
         self.temporal = nn.Sequential(
-            nn.Conv1d(dim + dim // 2 + 1, dim, 3, padding=1, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
+            nn.Conv1d(dim + dim // 2 + 1 + 2, dim, 3, padding=1, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
             nn.Conv1d(dim, dim, 3, padding=1, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True))
         self.fake = nn.Linear(dim, 1)
         self.moved = nn.Linear(dim, 1)
@@ -131,7 +170,8 @@ class MouthMotionHead(nn.Module):
             sound = per_frame_mel(audio, fps_t, t, self.config.audio_sample_rate, self.config.n_mels)
             sound = sound * has_audio.view(b, 1, 1)
         flag = has_audio.view(b, 1, 1).float().expand(b, t, 1)
-        features = torch.cat([visual, self.audio(sound) * flag, flag], dim=-1).transpose(1, 2)  # (B, C, T)
+        energy = (motion_energy(frames.float()) - _ENERGY_CENTRE) * mask.view(b, t, 1)
+        features = torch.cat([visual, self.audio(sound) * flag, flag, energy], dim=-1).transpose(1, 2)  # (B, C, T)
         hidden = self.temporal(features).transpose(1, 2)  # (B, T, dim)
         weights = mask.float().unsqueeze(-1)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)

@@ -18,8 +18,9 @@ Every clip then passes through the training augmentations (re-encoding with five
 rescaling, blur, noise, colour), and batches are balanced by class and source. The
 checkpoint is chosen on a separate validation folder (wild-dev) by the video AUC of the
 head's logit (mean over each file's runs). The output is the whole detector with the
-head, its ``mouth_weight`` still 0: ``fit_mouth_weight`` sets it from scored development
-predictions, cross-fitted.
+head, its ``mouth_weight`` still 0: ``benchmarks/mouth_motion.py --base-predictions``
+fits it on scored development videos, cross-fitted, and ``python -m
+vidfake.checkpoints.compose --mouth-weight`` sets it.
 
     python -m vidfake.train.mouth_motion runs/model3/best.safetensors --data data/train160 \\
         --val-data data/wilddev160 --out runs/mouth --steps 1500
@@ -49,7 +50,7 @@ from vidfake.train.data import ClipDataset, ClipItem, balanced_sampler_weights, 
 from vidfake.train.datamodule import ValTransform, collate_clips
 from vidfake.train.mouth_fakes import mouth_fake_clip, sample_params
 
-__all__ = ["MouthTrainTransform", "mouth_items", "mouth_video_scores", "train_mouth_motion", "main"]
+__all__ = ["MouthTrainTransform", "mouth_items", "mouth_run_logits", "train_mouth_motion", "main"]
 
 AUGMENT = AugmentConfig(p_video_codec=0.5, codecs=("h264", "vp9", "mpeg1", "mpeg2", "mpeg4"))
 
@@ -105,22 +106,22 @@ def _loader(items: list[ClipItem], max_shift: int, seed: int, num_workers: int) 
 
 
 @torch.no_grad()
-def mouth_video_scores(checkpoint: Path, folder: Path, clip_len: int = 8, num_workers: int = 1) -> dict[str, float]:
-    """The mouth-motion head's score of every file of an extraction folder: its logit,
-    averaged over the file's runs of ``clip_len`` consecutive frames (files without such a
-    run are left out). For measuring the head apart from the detector around it."""
+def mouth_run_logits(checkpoint: Path, folder: Path, clip_len: int = 8, num_workers: int = 1) -> dict[str, list[float]]:
+    """The mouth-motion head's logit for every run of ``clip_len`` consecutive frames of
+    every file of an extraction folder (files without such a run are left out). For
+    measuring the head apart from the detector around it."""
     model = build_model(load_checkpoint(checkpoint))
     if model.mouth_motion is None:
         raise ValueError(f"{checkpoint} has no mouth-motion head")
     items = mouth_items(folder, clip_len)
-    return _validate(model.mouth_motion, _loader(items, model.config.sync_max_offset, 0, num_workers))["scores"]
+    return _run_logits(model.mouth_motion, _loader(items, model.config.sync_max_offset, 0, num_workers))[0]
 
 
 @torch.no_grad()
-def _validate(head, loader: DataLoader) -> dict:
+def _run_logits(head, loader: DataLoader) -> tuple[dict[str, list[float]], dict[str, int]]:
     was_training = head.training
     head.eval()
-    scores: dict[str, list[float]] = {}
+    runs: dict[str, list[float]] = {}
     labels: dict[str, int] = {}
     for batch in loader:
         audio, fps, audio_mask = _batch_audio(batch)
@@ -128,12 +129,17 @@ def _validate(head, loader: DataLoader) -> dict:
         for media_id, label, logit, ok in zip(batch["media_id"], batch["label"].tolist(), out.logit.tolist(),
                                               out.available.tolist()):
             if ok:
-                scores.setdefault(media_id, []).append(logit)
+                runs.setdefault(media_id, []).append(logit)
                 labels[media_id] = int(label)
     head.train(was_training)
-    ids = sorted(scores)
+    return runs, labels
+
+
+def _validate(head, loader: DataLoader) -> dict:
+    runs, labels = _run_logits(head, loader)
+    ids = sorted(runs)
     y = np.array([labels[m] for m in ids])
-    s = np.array([np.mean(scores[m]) for m in ids])
+    s = np.array([np.mean(runs[m]) for m in ids])
     auc = roc_auc(y, s) if 0 < y.sum() < len(y) else float("nan")
     return {"val_auc": auc, "val_videos": len(ids), "scores": dict(zip(ids, s.tolist()))}
 
@@ -141,9 +147,14 @@ def _validate(head, loader: DataLoader) -> dict:
 def train_mouth_motion(init: Path, data: Path, val_data: Path, out: Path, *, steps: int = 1500,
                        batch_size: int = 16, clip_len: int = 8, lr: float = 1e-3, mouth_fake_prob: float = 0.5,
                        moved_prob: float = 0.3, moved_weight: float = 0.5, val_every: int = 250, seed: int = 0,
-                       resume: bool = False, progress: bool = True, num_workers: int = 1) -> dict:
+                       resume: bool = False, progress: bool = True, num_workers: int = 1,
+                       fake_methods: frozenset[str] | None = None, val_methods: frozenset[str] | None = None) -> dict:
     """Train the head on ``data``, choose on ``val_data``; write ``OUT/best.safetensors``,
-    ``OUT/last.safetensors`` (whole detectors), ``OUT/state.pt`` and ``OUT/metrics.jsonl``."""
+    ``OUT/last.safetensors`` (whole detectors), ``OUT/state.pt`` and ``OUT/metrics.jsonl``.
+    ``fake_methods``: keep only the folder's fakes of these methods (those whose mouth a
+    network made, e.g. lip-sync and talking-head tools); real clips are always kept.
+    ``val_methods``: choose the checkpoint on these of the validation folder's fakes (against
+    all its reals), e.g. the lip-sync tools the head is for."""
     out.mkdir(parents=True, exist_ok=True)
     base = load_checkpoint(init)
     model_config: ModelConfig = replace(base.settings.model, mouth_motion=True)
@@ -163,7 +174,11 @@ def train_mouth_motion(init: Path, data: Path, val_data: Path, out: Path, *, ste
         step, best = int(state["step"]), float(state["best"])
 
     train_items = mouth_items(data, clip_len)
+    if fake_methods is not None:
+        train_items = [item for item in train_items if item.label == 0 or item.method in fake_methods]
     val_items = mouth_items(val_data, clip_len)
+    if val_methods is not None:
+        val_items = [item for item in val_items if item.label == 0 or item.method in val_methods]
     if not train_items or not val_items:
         raise ValueError(f"no runs of {clip_len} consecutive frames with mouth crops in {data} or {val_data}")
     max_shift = model_config.sync_max_offset
@@ -216,6 +231,10 @@ def train_mouth_motion(init: Path, data: Path, val_data: Path, out: Path, *, ste
     return {"best_val_auc": best, "steps": step, "train_clips": len(train_items), "val_clips": len(val_items)}
 
 
+def _methods(text: str | None) -> frozenset[str] | None:
+    return frozenset(m.strip() for m in text.split(",") if m.strip()) if text else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: train the head and print the result as JSON; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m vidfake.train.mouth_motion", description=__doc__.split("\n\n")[0])
@@ -228,14 +247,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip-len", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--val-every", type=int, default=250)
+    parser.add_argument("--mouth-fake-prob", type=float, default=0.5,
+                        help="share of real clips made into self-made mouth fakes (0 = none)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fake-methods", help="comma-separated methods: train on only these of the folder's fakes "
+                        "(default: all of them)")
+    parser.add_argument("--val-methods", help="comma-separated methods: choose on only these of the validation "
+                        "folder's fakes, against all its reals (default: all fakes)")
+    parser.add_argument("--num-workers", type=int, default=1, help="data-loading processes")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     result = train_mouth_motion(args.init, args.data, args.val_data, args.out, steps=args.steps,
                                 batch_size=args.batch_size, clip_len=args.clip_len, lr=args.lr,
+                                mouth_fake_prob=args.mouth_fake_prob,
                                 val_every=args.val_every, seed=args.seed, resume=args.resume,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, num_workers=args.num_workers,
+                                fake_methods=_methods(args.fake_methods), val_methods=_methods(args.val_methods))
     print(json.dumps(result))
     return 0
 

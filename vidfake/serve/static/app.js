@@ -53,6 +53,11 @@
   }
 
   function pct(p) { return (100 * p).toFixed(1) + "%"; }
+  // the mouth-motion head's finding, its score and the score from which it says "re-generated"
+  function mouthText(m) {
+    const from = m.threshold === undefined ? "" : `; re-generated from ${pct(m.threshold)}`;
+    return `${m.finding} (${pct(m.score)}${from})`;
+  }
 
   function showError(message) {
     const box = $("error");
@@ -315,7 +320,7 @@
       card.append(el("div", pct(t.score), "score " + (fake ? "fake" : "real")));
       card.append(el("div", `track ${t.id}: ${t.frames} frames, weight ${t.weight.toFixed(2)}`));
       if (t.sync) card.append(el("div", `lip sync ${t.sync.confidence.toFixed(3)}, offset ${t.sync.offset_frames} frames`));
-      if (t.mouth_motion) card.append(el("div", `${t.mouth_motion.finding} (${pct(t.mouth_motion.score)})`));
+      if (t.mouth_motion) card.append(el("div", mouthText(t.mouth_motion)));
       box.append(card);
       if (thumbs[t.id]) loadThumb(img, thumbs[t.id]);
       else if (job.files_purged) img.alt = "thumbnail deleted after the retention period";
@@ -392,7 +397,7 @@
       text = "No lip-sync check: " + (a.reason || "no audio") + ".";
     }
     const m = a.mouth_motion;
-    if (m) text += ` Mouth motion: ${m.finding} on track ${m.track} (${pct(m.score)}).`;
+    if (m) text += ` Mouth motion: ${mouthText(m)} on track ${m.track}.`;
     $("lipsync").textContent = text;
   }
 
