@@ -194,6 +194,7 @@ def test_model_health_and_openapi(client):
     assert model["checkpoint"] == "tiny.safetensors" and model["version"] == "untrained"
     assert len(model["sha256"]) == 64 and model["untrained"] is True and model["plan"] == "clips:2x8"
     assert model["keyframe_interval"] == 4  # the checkpoint's own: the service was started without an override
+    assert model["lip_sync_head"] is True and model["mouth_motion_head"] is False
     schema = client.get("/openapi.json").json()
     assert {"/v1/jobs", "/v1/jobs/example", "/v1/jobs/{job_id}", "/v1/model", "/healthz", "/readyz"} <= set(schema["paths"])
     body = schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]

@@ -165,6 +165,7 @@ def test_the_page_says_what_the_mouth_motion_head_found(tmp_path, browser):
         with server.client() as c:
             job = c.get("/v1/jobs").json()["jobs"][0]
             found = c.get(f"/v1/jobs/{job['id']}").json()["verdict"]["tracks"][0]["mouth_motion"]
+            assert c.get("/v1/model").json()["mouth_motion_head"] is True
         card = browser.find_element(By.CSS_SELECTOR, "#faces .face").text
         assert found["finding"] in card and "re-generated from 50.0%" in card  # the threshold: logit 0
         lipsync = browser.find_element(By.ID, "lipsync").text
