@@ -129,3 +129,22 @@ def test_eval_records_a_keyframe_interval_override(labelled_set, checkpoint, tmp
     assert main(["eval", "--predictions", str(out / "predictions.csv"), "--out", str(again), "--bootstrap", "20",
                  "--json", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["settings"]["keyframe_interval"] == 2
+
+
+def test_resuming_refuses_predictions_of_another_model_or_face_search(labelled_set, checkpoint, tmp_path, capsys):
+    """A folder's rows are reused only by the same model with the same face search: anything
+    else would mix two models' scores in one report without a word."""
+    out = tmp_path / "report"
+    main(["eval", str(labelled_set), "--checkpoint", str(checkpoint), "--out", str(out), "--bootstrap", "20",
+          "--no-progress"])
+    capsys.readouterr()
+    before = (out / "predictions.csv").read_text()
+    other = write_tiny_checkpoint(tmp_path / "other.safetensors", "uniform:4")  # another model: another checksum
+    assert main(["eval", str(labelled_set), "--checkpoint", str(other), "--out", str(out), "--no-progress"]) == 2
+    assert "holds predictions of" in capsys.readouterr().err
+    assert main(["eval", str(labelled_set), "--checkpoint", str(checkpoint), "--out", str(out),
+                 "--keyframe-interval", "2", "--no-progress"]) == 2
+    assert "--keyframe-interval None" in capsys.readouterr().err
+    assert (out / "predictions.csv").read_text() == before  # nothing added, nothing lost
+    settings = json.loads((out / "eval_settings.json").read_text())
+    assert settings["checkpoint_sha256"] and settings["keyframe_interval"] is None  # still the first run's

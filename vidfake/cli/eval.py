@@ -97,8 +97,13 @@ def run(args: argparse.Namespace) -> int:
             heatmaps = _eval_heatmaps(args, scorer)  # refused before the set is scored, not after
             settings = EvalSettings(threshold=scorer.aggregation.threshold, checkpoint=scorer.model_info["name"],
                                     checkpoint_version=scorer.model_info["version"],
+                                    checkpoint_sha256=scorer.model_info["sha256"],
                                     keyframe_interval=args.keyframe_interval)
+            mismatch = settings.scored_unlike(args.out)
+            if mismatch:
+                raise EvalError(f"{mismatch}; give another --out, or delete it to score afresh")
             args.out.mkdir(parents=True, exist_ok=True)
+            settings.save(args.out)  # before scoring: an interrupted run's folder says whose its rows are
             pred_path = score_set(eval_set, scorer, args.out, frames=args.frame_level, progress=not args.no_progress,
                                   context=DistContext.from_env())  # under torchrun or srun: each process a share
             if pred_path is None:  # another process than rank 0: rank 0 writes the report

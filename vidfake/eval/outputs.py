@@ -3,6 +3,7 @@ plots, report.md and the submission files, all derived from the predictions alon
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ class EvalSettings:
     n_boot: int = 1000
     checkpoint: str = ""
     checkpoint_version: str = ""
+    checkpoint_sha256: str = ""  # whose predictions these are: a resumed run must be scored by the same model
     by: tuple[str, ...] = ()  # columns always reported per value
     cross_fit: str = ""  # recalibrate each half of the set on the other, split by this column ("": as scored)
     keyframe_interval: int | None = None  # the face search's interval where it overrode the model's (None: the model's)
@@ -41,14 +43,34 @@ class EvalSettings:
         object.__setattr__(self, "by", tuple(self.by))  # a list when read back from JSON
 
     def save(self, out_dir: Path) -> None:
-        """Write the settings into the report folder."""
-        (out_dir / SETTINGS_FILE).write_text(json.dumps(self.__dict__, indent=2))
+        """Write the settings into the report folder, whole or not at all (several processes
+        of a distributed run may write it while another reads it)."""
+        partial = out_dir / f".{SETTINGS_FILE}.{os.getpid()}"
+        partial.write_text(json.dumps(self.__dict__, indent=2))
+        os.replace(partial, out_dir / SETTINGS_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> EvalSettings | None:
         """The settings saved in ``folder``, or None when it has none."""
         path = folder / SETTINGS_FILE
         return cls(**json.loads(path.read_text())) if path.exists() else None
+
+    def scored_unlike(self, folder: Path) -> str | None:
+        """Why the predictions already in ``folder`` were not scored as this run would score
+        them (another model, or another face-search interval), or None when they were, or
+        when the folder does not say (no predictions, or a report from before the model's
+        checksum was recorded). Resuming would otherwise mix two models' scores silently."""
+        previous = EvalSettings.load(folder) if (folder / "predictions.csv").exists() else None
+        if previous is None or not previous.checkpoint_sha256:
+            return None
+        if previous.checkpoint_sha256 != self.checkpoint_sha256:
+            return (f"{folder / 'predictions.csv'} holds predictions of {previous.checkpoint} "
+                    f"{previous.checkpoint_version} ({previous.checkpoint_sha256[:12]}), not of {self.checkpoint} "
+                    f"{self.checkpoint_version} ({self.checkpoint_sha256[:12]})")
+        if previous.keyframe_interval != self.keyframe_interval:
+            return (f"{folder / 'predictions.csv'} was scored with --keyframe-interval {previous.keyframe_interval}, "
+                    f"this run asks for {self.keyframe_interval}")
+        return None
 
 
 def build_report(pred_path: Path, out_dir: Path, settings: EvalSettings, title: str = "vidfake evaluation",
