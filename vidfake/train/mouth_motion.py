@@ -105,7 +105,6 @@ def _loader(items: list[ClipItem], max_shift: int, seed: int, num_workers: int) 
     return DataLoader(dataset, batch_size=32, collate_fn=collate_clips, num_workers=num_workers)
 
 
-@torch.no_grad()
 def mouth_run_logits(checkpoint: Path, folder: Path, clip_len: int = 8, num_workers: int = 1) -> dict[str, list[float]]:
     """The mouth-motion head's logit for every run of ``clip_len`` consecutive frames of
     every file of an extraction folder (files without such a run are left out). For
@@ -173,12 +172,8 @@ def train_mouth_motion(init: Path, data: Path, val_data: Path, out: Path, *, ste
         optimizer.load_state_dict(state["optimizer"])
         step, best = int(state["step"]), float(state["best"])
 
-    train_items = mouth_items(data, clip_len)
-    if fake_methods is not None:
-        train_items = [item for item in train_items if item.label == 0 or item.method in fake_methods]
-    val_items = mouth_items(val_data, clip_len)
-    if val_methods is not None:
-        val_items = [item for item in val_items if item.label == 0 or item.method in val_methods]
+    train_items = _reals_and_fakes_of(mouth_items(data, clip_len), fake_methods)
+    val_items = _reals_and_fakes_of(mouth_items(val_data, clip_len), val_methods)
     if not train_items or not val_items:
         raise ValueError(f"no runs of {clip_len} consecutive frames with mouth crops in {data} or {val_data}")
     max_shift = model_config.sync_max_offset
@@ -229,6 +224,13 @@ def train_mouth_motion(init: Path, data: Path, val_data: Path, out: Path, *, ste
     bar.close()
     log.close()
     return {"best_val_auc": best, "steps": step, "train_clips": len(train_items), "val_clips": len(val_items)}
+
+
+def _reals_and_fakes_of(items: list[ClipItem], methods: frozenset[str] | None) -> list[ClipItem]:
+    """Every real item and the fakes of ``methods`` (None: every item)."""
+    if methods is None:
+        return items
+    return [item for item in items if item.label == 0 or item.method in methods]
 
 
 def _methods(text: str | None) -> frozenset[str] | None:
