@@ -58,6 +58,7 @@ def test_score_without_checkpoint_uses_the_default_model(face_video, shipped, ca
     info = json.loads(capsys.readouterr().out)
     assert info["sha256"] == shipped.sha256
     assert info["mask_head"] == shipped.config["model"]["mask_head"] and info["sync_head"] is True
+    assert info["input_view"] == "rgb"
     assert info["mouth_motion_head"] is True and info["mouth_weight"] == pytest.approx(0.7149, abs=1e-4)
     assert shipped.settings.aggregation.mouth_threshold == pytest.approx(2.5612)
     mouths = [t["mouth_motion"] for t in record["tracks"]]

@@ -102,6 +102,7 @@ def describe_checkpoint(path: str | Path | None = None) -> dict:
         "parameters": int(n_params),
         "backbone": model.backbone,
         "input_size": model.input_size,
+        "input_view": model.input_view,
         "temporal_layers": model.temporal_layers,
         "sync_head": model.sync,
         "mouth_motion_head": model.mouth_motion,

