@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from vidfake.utils.config import from_dict
 
+INPUT_VIEWS = ("rgb", "highpass")  # what the backbone can see: vidfake/temporal/input_view.py
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -50,8 +52,8 @@ class ModelConfig:
     mouth_motion_dim: int = 64
 
     def __post_init__(self) -> None:
-        if self.input_view not in ("rgb", "highpass"):
-            raise ValueError(f"model.input_view must be 'rgb' or 'highpass', got {self.input_view!r}")
+        if self.input_view not in INPUT_VIEWS:
+            raise ValueError(f"model.input_view must be one of {', '.join(INPUT_VIEWS)}, got {self.input_view!r}")
         if self.mask_decoder and not self.mask_head:
             raise ValueError("model.mask_decoder refines the mask head's map: set model.mask_head: true too")
 

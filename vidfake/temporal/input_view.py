@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["INPUT_VIEWS", "HIGHPASS_SCALE", "HighPassView", "gaussian_kernel"]
+__all__ = ["HIGHPASS_SCALE", "HighPassView", "gaussian_kernel"]
 
-INPUT_VIEWS = ("rgb", "highpass")
 # the residual's standard deviation over 300 random 160 px training crops was 0.020
 # (per crop 0.013-0.028 from the 10th to the 90th percentile)
 HIGHPASS_SCALE = 0.02
