@@ -36,7 +36,7 @@ from common import REPO, git_state, machine_info
 def read_scored(path: Path) -> dict[str, dict]:
     """``vidfake eval`` predictions that were scored (status ok) and labelled, by path."""
     with open(path, newline="") as handle:
-        return {row["path"]: row for row in csv.DictReader(handle) if row["status"] == "ok" and row["label"] in "01"}
+        return {row["path"]: row for row in csv.DictReader(handle) if row["status"] == "ok" and row["label"] in ("0", "1")}
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> dict:

@@ -51,6 +51,9 @@ def test_the_ensemble_is_reported_per_family_with_a_cross_fitted_weight(bench, t
                  "source": "owner/repo0"})  # unscored: left out
     member.append({"path": "only-member.mp4", "label": 0, "logit": 0.0, "status": "ok", "family": "real",
                    "source": "owner/repo0"})  # not in the base: left out
+    for rows in (base, member):  # scored but unlabelled: left out
+        rows.append({"path": "unlabelled.mp4", "label": "", "logit": 1.0, "status": "ok", "family": "",
+                     "source": "owner/repo1"})
     out = tmp_path / "result.json"
     assert bench.main([str(_write(tmp_path / "b.csv", base)), str(_write(tmp_path / "m.csv", member)),
                        "--out", str(out)]) == 0
