@@ -77,3 +77,12 @@ def clip_info(path: Path) -> dict:
     return {"width": info.width, "height": info.height, "fps": round(info.fps, 3), "frames": info.num_frames,
             "duration_s": round(info.duration, 2), "codec": info.codec, "audio": info.has_audio,
             "mib": round(path.stat().st_size / 2**20, 2)}
+
+
+def auc_with_interval(labels, scores) -> dict:
+    """The video AUC and its 95 % bootstrap interval, rounded to 4 places, as the result
+    files give them (both classes must be present)."""
+    from vidfake.eval.metrics import bootstrap_ci, roc_auc
+
+    low, high = bootstrap_ci(roc_auc, labels, scores)
+    return {"auc": round(roc_auc(labels, scores), 4), "auc_95": [round(low, 4), round(high, 4)]}

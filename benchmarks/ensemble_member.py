@@ -21,34 +21,28 @@ the best single model.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
-from vidfake.eval.metrics import bootstrap_ci, paired_bootstrap_difference, roc_auc
+from vidfake.eval.evaluate import read_predictions
+from vidfake.eval.metrics import paired_bootstrap_difference, roc_auc
 from vidfake.train.combine import combine_cross_fitted
 
-from common import REPO, git_state, machine_info
+from common import REPO, auc_with_interval, git_state, machine_info
 
 
 def read_scored(path: Path) -> dict[str, dict]:
     """``vidfake eval`` predictions that were scored (status ok) and labelled, by path."""
-    with open(path, newline="") as handle:
-        return {row["path"]: row for row in csv.DictReader(handle) if row["status"] == "ok" and row["label"] in ("0", "1")}
-
-
-def _auc(labels: np.ndarray, scores: np.ndarray) -> dict:
-    low, high = bootstrap_ci(roc_auc, labels, scores)
-    return {"auc": round(roc_auc(labels, scores), 4), "auc_95": [round(low, 4), round(high, 4)]}
+    return {row["path"]: row for row in read_predictions(path) if row["status"] == "ok" and row["label"] in ("0", "1")}
 
 
 def compare(labels: np.ndarray, base: np.ndarray, member: np.ndarray, ensemble: np.ndarray) -> dict:
     """The three scores' AUCs and the ensemble's paired difference against the base."""
     difference = paired_bootstrap_difference(roc_auc, labels, ensemble, base)
-    return {"fake": int(labels.sum()), "real": int((labels == 0).sum()), "base": _auc(labels, base),
-            "member": _auc(labels, member), "ensemble": _auc(labels, ensemble),
+    return {"fake": int(labels.sum()), "real": int((labels == 0).sum()), "base": auc_with_interval(labels, base),
+            "member": auc_with_interval(labels, member), "ensemble": auc_with_interval(labels, ensemble),
             "ensemble_minus_base": {k: round(v, 4) for k, v in difference.items()}}
 
 

@@ -24,7 +24,6 @@ and both per family: whether the head helps the product, not only whether it ran
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -32,22 +31,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidfake.eval.metrics import bootstrap_ci, roc_auc
+from vidfake.eval.evaluate import read_predictions
 from vidfake.extract.folder import ExtractionFolder
 from vidfake.extract.labels import read_label_csv
 from vidfake.temporal.mouth_motion import mouth_evidence
 from vidfake.train.combine import combine_cross_fitted
 from vidfake.train.mouth_motion import mouth_run_logits
 
-from common import REPO, git_state, machine_info
+from common import REPO, auc_with_interval, git_state, machine_info
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> dict:
     fakes, reals = int(labels.sum()), int((labels == 0).sum())
     if not fakes or not reals:
         return {"fake": fakes, "real": reals, "auc": None}
-    low, high = bootstrap_ci(roc_auc, labels, scores)
-    return {"fake": fakes, "real": reals, "auc": round(roc_auc(labels, scores), 4), "auc_95": [round(low, 4), round(high, 4)]}
+    return {"fake": fakes, "real": reals, **auc_with_interval(labels, scores)}
 
 
 def per_group(rows: list[dict], column: str) -> dict:
@@ -86,11 +84,8 @@ def combined(rows: list[dict], predictions: Path, media_root: Path) -> dict:
     """The head's evidence (its runs' positive logits averaged, what the detector adds per
     clip) added to the base detector's video logit, cross-fitted by source, on the rows the
     detector scored; per family, the detector alone and with the head."""
-    base = {}
-    with predictions.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["status"] == "ok":
-                base[str((media_root / row["path"]).resolve())] = float(row["logit"])
+    base = {str((media_root / row["path"]).resolve()): float(row["logit"])
+            for row in read_predictions(predictions) if row["status"] == "ok"}
     kept = [r for r in rows if r["path"] in base]
     if not kept:
         raise SystemExit(f"no scored file of {predictions} is among the head's files (paths relative to {media_root})")
